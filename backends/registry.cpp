@@ -1,7 +1,21 @@
 #include "backends/backend.hpp"
+#include "backends/cpu/cpu_backend.hpp"
 
 namespace anychip::backends {
 
-std::span<Backend* const> all_backends() { return {}; }
+std::span<Backend* const> all_backends() {
+  // Built once, on first use, and kept for the life of the process.
+  static const std::vector<std::unique_ptr<Backend>> owned = [] {
+    std::vector<std::unique_ptr<Backend>> v;
+    v.push_back(make_cpu_backend());
+    return v;
+  }();
+  static const std::vector<Backend*> view = [] {
+    std::vector<Backend*> v;
+    for (const auto& b : owned) v.push_back(b.get());
+    return v;
+  }();
+  return view;
+}
 
 }  // namespace anychip::backends
