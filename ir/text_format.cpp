@@ -157,8 +157,8 @@ DType parse_dtype(Cursor& in) {
 
 BlockShape parse_block(Cursor& in) {
   BlockShape b;
+  const std::size_t at = in.pos();
   b.rows = in.integer("a block shape like 1x128");
-  std::size_t at = in.pos();
   std::string_view rest = in.word();  // "x128"
   std::int64_t cols = 0;
   if (rest.size() < 2 || rest[0] != 'x' ||

@@ -1,0 +1,214 @@
+// The verifier: every broken rule is rejected with a message that names the op, its
+// result, the operand and the rule.
+#include <cmath>
+#include <functional>
+
+#include <gtest/gtest.h>
+
+#include "anychip/ir.hpp"
+
+using namespace anychip;
+using namespace anychip::ir;
+
+namespace {
+
+TensorType act(std::int64_t m, std::int64_t k, DType scale = DType::ue8m0) {
+  return {DType::f8e4m3, {m, k}, ScaleLayout{kActivationBlock, scale}};
+}
+TensorType weight(std::int64_t n, std::int64_t k, DType scale = DType::ue8m0) {
+  return {DType::f8e4m3, {n, k}, ScaleLayout{kWeightBlock, scale}};
+}
+TensorType plain(DType d, Shape s) { return {d, std::move(s), std::nullopt}; }
+
+struct BadGraph {
+  const char* name;
+  std::function<void(Graph&)> build;
+  const char* message;
+};
+
+const BadGraph kBadGraphs[] = {
+    {"GemmFp8KNotMultipleOf128",
+     [](Graph& g) { g.gemm_fp8(g.input("a", act(4, 1000)), g.input("b", weight(8, 1000)), DType::bf16, "y"); },
+     "gemm_fp8 %y: operand a: K=1000 is not a multiple of 128"},
+    {"GemmFp8KMismatch",
+     [](Graph& g) { g.gemm_fp8(g.input("a", act(4, 1024)), g.input("b", weight(8, 512)), DType::bf16, "y"); },
+     "gemm_fp8 %y: operand b: K=512 differs from operand a's K=1024"},
+    {"GemmFp8OperandNotFp8",
+     [](Graph& g) { g.gemm_fp8(g.input("a", plain(DType::bf16, {4, 128})), g.input("b", weight(8, 128)), DType::bf16, "y"); },
+     "gemm_fp8 %y: operand a: dtype bf16 is not an FP8 type (f8e4m3, f8e5m2)"},
+    {"GemmFp8OperandUnscaled",
+     [](Graph& g) { g.gemm_fp8(g.input("a", act(4, 128)), g.input("b", plain(DType::f8e4m3, {8, 128})), DType::bf16, "y"); },
+     "gemm_fp8 %y: operand b: must be block-scaled: f8e4m3[8, 128] has no scaled<128x128, f32|ue8m0>"},
+    {"GemmFp8ActivationBlockNot1x128",
+     [](Graph& g) { g.gemm_fp8(g.input("a", weight(4, 128)), g.input("b", weight(8, 128)), DType::bf16, "y"); },
+     "gemm_fp8 %y: operand a: scale block 128x128 must be 1x128 (per-token 1x128 activation tiles)"},
+    {"GemmFp8WeightBlockNot128x128",
+     [](Graph& g) { g.gemm_fp8(g.input("a", act(4, 128)), g.input("b", act(8, 128)), DType::bf16, "y"); },
+     "gemm_fp8 %y: operand b: scale block 1x128 must be 128x128 (128x128 weight blocks)"},
+    {"GemmFp8OutDtype",
+     [](Graph& g) { g.gemm_fp8(g.input("a", act(4, 128)), g.input("b", weight(8, 128)), DType::f8e4m3, "y"); },
+     "gemm_fp8 %y: out_dtype f8e4m3 is not bf16 or f32"},
+    {"GemmDtypeMismatch",
+     [](Graph& g) { g.gemm(g.input("a", plain(DType::bf16, {4, 64})), g.input("b", plain(DType::f32, {8, 64})), DType::f32, "y"); },
+     "gemm %y: operand b: dtype f32 differs from operand a's bf16"},
+    {"GemmRank",
+     [](Graph& g) { g.gemm(g.input("a", plain(DType::f32, {2, 4, 64})), g.input("b", plain(DType::f32, {8, 64})), DType::f32, "y"); },
+     "gemm %y: operand a: rank 3 (shape [2, 4, 64]), expected rank 2"},
+    {"AttentionHeadsNotDivisible",
+     [](Graph& g) {
+       g.attention(g.input("q", plain(DType::bf16, {1, 4, 12, 64})), g.input("k", plain(DType::bf16, {1, 8, 5, 64})),
+                   g.input("v", plain(DType::bf16, {1, 8, 5, 64})), false, std::nullopt, "o");
+     },
+     "attention %o: operand k: heads_q=12 is not divisible by heads_kv=5"},
+    {"AttentionHeadDimMismatch",
+     [](Graph& g) {
+       g.attention(g.input("q", plain(DType::bf16, {1, 4, 8, 64})), g.input("k", plain(DType::bf16, {1, 8, 8, 128})),
+                   g.input("v", plain(DType::bf16, {1, 8, 8, 64})), false, std::nullopt, "o");
+     },
+     "attention %o: operand k: head_dim=128 differs from 64 (shape [1, 8, 8, 128])"},
+    {"AttentionSeqKvMismatch",
+     [](Graph& g) {
+       g.attention(g.input("q", plain(DType::f32, {1, 4, 8, 64})), g.input("k", plain(DType::f32, {1, 8, 8, 64})),
+                   g.input("v", plain(DType::f32, {1, 9, 8, 64})), false, std::nullopt, "o");
+     },
+     "attention %o: operand v: seq_kv=9 differs from 8 (shape [1, 9, 8, 64])"},
+    {"AttentionDtypeMismatch",
+     [](Graph& g) {
+       g.attention(g.input("q", plain(DType::bf16, {1, 4, 8, 64})), g.input("k", plain(DType::f16, {1, 8, 8, 64})),
+                   g.input("v", plain(DType::bf16, {1, 8, 8, 64})), false, std::nullopt, "o");
+     },
+     "attention %o: operand k: dtype f16 differs from operand q's bf16"},
+    {"AttentionRank",
+     [](Graph& g) {
+       g.attention(g.input("q", plain(DType::bf16, {4, 8, 64})), g.input("k", plain(DType::bf16, {1, 8, 8, 64})),
+                   g.input("v", plain(DType::bf16, {1, 8, 8, 64})), false, std::nullopt, "o");
+     },
+     "attention %o: operand q: rank 3 (shape [4, 8, 64]), expected rank 4"},
+    {"AttentionNonPositiveScale",
+     [](Graph& g) {
+       g.attention(g.input("q", plain(DType::bf16, {1, 4, 8, 64})), g.input("k", plain(DType::bf16, {1, 8, 8, 64})),
+                   g.input("v", plain(DType::bf16, {1, 8, 8, 64})), false, -1.0, "o");
+     },
+     "attention %o: scale -1 must be finite and > 0"},
+    {"QuantizeNonFloatInput",
+     [](Graph& g) { g.quantize_fp8(g.input("x", plain(DType::i32, {4, 128})), kActivationBlock, DType::ue8m0, DType::f8e4m3, "q"); },
+     "quantize_fp8 %q: operand x: dtype i32[4, 128] is not f32, bf16 or f16"},
+    {"QuantizeTargetNotFp8",
+     [](Graph& g) { g.quantize_fp8(g.input("x", plain(DType::bf16, {4, 128})), kActivationBlock, DType::ue8m0, DType::bf16, "q"); },
+     "quantize_fp8 %q: dtype bf16 is not an FP8 type (f8e4m3, f8e5m2)"},
+    {"QuantizeScaleDtype",
+     [](Graph& g) { g.quantize_fp8(g.input("x", plain(DType::bf16, {4, 128})), kActivationBlock, DType::bf16, DType::f8e4m3, "q"); },
+     "quantize_fp8 %q: scale_dtype bf16 is not f32 or ue8m0"},
+    {"QuantizeBlockNotPositive",
+     [](Graph& g) { g.quantize_fp8(g.input("x", plain(DType::bf16, {4, 128})), BlockShape{0, 128}, DType::ue8m0, DType::f8e4m3, "q"); },
+     "quantize_fp8 %q: block 0x128 must be positive"},
+    {"DequantizeUnscaled",
+     [](Graph& g) { g.dequantize(g.input("x", plain(DType::f32, {4, 128})), DType::f32, "y"); },
+     "dequantize %y: operand x: f32[4, 128] is not a block-scaled FP8 tensor"},
+    {"RmsNormWeightLength",
+     [](Graph& g) { g.rmsnorm(g.input("x", plain(DType::bf16, {4, 512})), g.input("w", plain(DType::f32, {256})), 1e-6, "h"); },
+     "rmsnorm %h: operand weight: length 256 differs from operand x's last dimension 512"},
+    {"RmsNormNegativeEps",
+     [](Graph& g) { g.rmsnorm(g.input("x", plain(DType::bf16, {4, 512})), g.input("w", plain(DType::f32, {512})), -1, "h"); },
+     "rmsnorm %h: eps -1 must be finite and >= 0"},
+    {"SiluMulOddWidth",
+     [](Graph& g) { g.silu_mul(g.input("x", plain(DType::bf16, {4, 511})), "y"); },
+     "silu_mul %y: operand x: last dimension 511 is odd; it must hold gate and up halves"},
+    {"AddShapeMismatch",
+     [](Graph& g) { g.add(g.input("a", plain(DType::bf16, {4, 8})), g.input("b", plain(DType::bf16, {8, 4})), "y"); },
+     "add %y: operand b: shape [8, 4] differs from operand a's [4, 8]"},
+    {"ReshapeElementCount",
+     [](Graph& g) { g.reshape(g.input("x", plain(DType::bf16, {4, 8})), {3, 10}, "y"); },
+     "reshape %y: shape [3, 10] has 30 elements, operand x [4, 8] has 32"},
+    {"ReshapeScaled",
+     [](Graph& g) { g.reshape(g.input("x", act(4, 128)), {2, 256}, "y"); },
+     "reshape %y: operand x: f8e4m3[4, 128] scaled<1x128, ue8m0> is block-scaled; reshaping would move its scale blocks"},
+    {"WrongOperandCount",
+     [](Graph& g) { auto x = g.input("x", plain(DType::bf16, {4, 8})); g.add(OpKind::add, {x, x, x}, {}, "y"); },
+     "add %y: takes 2 operands (a, b), got 3"},
+    {"UnknownAttribute",
+     [](Graph& g) { g.add(OpKind::silu_mul, {g.input("x", plain(DType::bf16, {4, 8}))}, {{"alpha", 1.0}}, "y"); },
+     "silu_mul %y: unknown attribute 'alpha' (attributes: none)"},
+    {"AttributeOfWrongKind",
+     [](Graph& g) { g.add(OpKind::rmsnorm, {g.input("x", plain(DType::bf16, {4, 8})), g.input("w", plain(DType::bf16, {8}))}, {{"eps", true}}, "y"); },
+     "rmsnorm %y: attribute 'eps' must be a number"},
+    {"MissingRequiredAttribute",
+     [](Graph& g) { g.add(OpKind::reshape, {g.input("x", plain(DType::bf16, {4, 8}))}, {}, "y"); },
+     "reshape %y: attribute 'shape' is required"},
+    {"DuplicateName",
+     [](Graph& g) { auto x = g.input("x", plain(DType::bf16, {4, 8})); g.add(x, x, "x"); },
+     "add %x: the name is already used"},
+    {"InputZeroDimension",
+     [](Graph& g) { g.input("x", plain(DType::bf16, {4, 0})); },
+     "input %x: dimension 1 of [4, 0] is 0; dimensions must be positive"},
+    {"InputScaledNonFp8",
+     [](Graph& g) { g.input("x", {DType::bf16, {4, 128}, ScaleLayout{}}); },
+     "input %x: scaled<...> needs an FP8 dtype, not bf16"},
+    {"InputUe8m0Elements",
+     [](Graph& g) { g.input("x", plain(DType::ue8m0, {4})); },
+     "input %x: ue8m0 is a scale format, not a tensor element type"},
+};
+
+class VerifierRejects : public ::testing::TestWithParam<BadGraph> {};
+
+TEST_P(VerifierRejects, WithAMessageNamingOpOperandAndRule) {
+  Graph g("bad");
+  try {
+    GetParam().build(g);
+    FAIL() << "accepted a graph that breaks a rule; expected: " << GetParam().message;
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::InvalidGraph);
+    EXPECT_EQ(std::string(e.what()), GetParam().message);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Ir, VerifierRejects, ::testing::ValuesIn(kBadGraphs),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST(Verifier, RejectedOpLeavesTheGraphUnchanged) {
+  Graph g("g");
+  auto x = g.input("x", plain(DType::bf16, {4, 8}));
+  auto w = g.input("w", plain(DType::bf16, {4}));
+  EXPECT_THROW(g.rmsnorm(x, w), Error);
+  EXPECT_EQ(g.nodes().size(), 0u);
+  EXPECT_EQ(g.values().size(), 2u);
+  EXPECT_NO_THROW(g.silu_mul(x));
+}
+
+TEST(Verifier, GraphWithoutOutputsIsRejected) {
+  Graph g("empty");
+  g.silu_mul(g.input("x", plain(DType::bf16, {4, 8})));
+  try {
+    verify(g);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "graph @empty: has no outputs");
+  }
+}
+
+TEST(Verifier, AttentionScaleDefaultsToInverseSqrtHeadDim) {
+  Graph g("g");
+  auto q = g.input("q", plain(DType::bf16, {1, 1, 4, 576}));
+  auto k = g.input("k", plain(DType::bf16, {1, 64, 1, 576}));
+  auto v = g.input("v", plain(DType::bf16, {1, 64, 1, 512}));
+  auto o = g.attention(q, k, v);
+  EXPECT_EQ(g.value(o).type, plain(DType::bf16, {1, 1, 4, 512}));  // MLA decode: Dv != Dk
+  EXPECT_DOUBLE_EQ(g.nodes().back().attr<double>("scale"), 1.0 / std::sqrt(576.0));
+}
+
+TEST(Verifier, GemmFp8InfersOutputTypeFromOperands) {
+  Graph g("g");
+  auto y = g.gemm_fp8(g.input("a", act(3, 256, DType::f32)), g.input("b", weight(5, 256)), DType::f32);
+  EXPECT_EQ(g.value(y).type, plain(DType::f32, {3, 5}));
+}
+
+TEST(OpTable, EveryOpHasItsDefaultsParseable) {
+  for (const OpInfo& op : all_ops()) {
+    EXPECT_EQ(op_from_name(op.name), op.kind);
+    EXPECT_FALSE(op.operands.empty()) << op.name;
+    EXPECT_FALSE(op.summary.empty()) << op.name;
+  }
+  EXPECT_GE(all_ops().size(), 8u);
+}
+
+}  // namespace
