@@ -1,0 +1,218 @@
+// The CPU GEMMs (cpu::gemm_fp8, cpu::gemm) against the float64 reference, on every
+// instruction-set path this CPU can run (forced in turn with ANYCHIP_CPU_ISA).
+//
+// Tolerances (rel_err = ||out - ref|| / ||ref||, anychip/tensor.hpp):
+//   f32 out  < 1e-5: inputs are decoded exactly (FP8 and bf16 are exact in bf16/fp32 and
+//            their products exact in fp32), so the only error is fp32 accumulation, about
+//            sqrt(K) * 2^-24 ~ 2e-6 at K = 1024 on random signs, plus one fp32 rounding of
+//            each scale product and promotion; 1e-5 leaves a 5x margin. A wrong scale index
+//            (magnitudes differ by up to 2^6 between blocks) or a dropped block is O(1).
+//   bf16 out < 8e-3: rounding to bf16 (8 significant bits, round to nearest even) alone is
+//            up to 2^-8 = 3.9e-3 relative per element; 8e-3 is that with a 2x margin.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "anychip/error.hpp"
+#include "anychip/tensor.hpp"
+#include "kernels/cpu/cpu_kernels.hpp"
+#include "kernels/reference/reference.hpp"
+
+namespace anychip::kernels {
+namespace {
+
+constexpr double kF32OutTolerance = 1e-5;
+constexpr double kBf16OutTolerance = 8e-3;
+
+double tolerance_for(DType out) { return out == DType::f32 ? kF32OutTolerance : kBf16OutTolerance; }
+
+// Sets ANYCHIP_CPU_ISA for one scope, restoring the previous value after.
+class ScopedIsa {
+ public:
+  explicit ScopedIsa(const char* value) {
+    if (const char* old = std::getenv("ANYCHIP_CPU_ISA")) saved_ = old, had_ = true;
+    if (value)
+      setenv("ANYCHIP_CPU_ISA", value, 1);
+    else
+      unsetenv("ANYCHIP_CPU_ISA");
+  }
+  ~ScopedIsa() {
+    if (had_)
+      setenv("ANYCHIP_CPU_ISA", saved_.c_str(), 1);
+    else
+      unsetenv("ANYCHIP_CPU_ISA");
+  }
+
+ private:
+  std::string saved_;
+  bool had_ = false;
+};
+
+// The paths this CPU can run, best first.
+std::vector<std::string> supported_isas() {
+  ScopedIsa none(nullptr);
+  const std::string best(cpu::isa());
+  const std::vector<std::string> ladder = {"avx512bf16", "avx2", "generic"};
+  std::vector<std::string> out;
+  bool reached = false;
+  for (const std::string& isa : ladder) {
+    reached = reached || isa == best;
+    if (reached) out.push_back(isa);
+  }
+  return out;
+}
+
+// An output tensor whose every element is NaN (all-ones bytes are NaN in f32 and bf16),
+// so that an element the kernel does not write fails the comparison.
+HostTensor poisoned_output(DType dtype, std::int64_t m, std::int64_t n) {
+  HostTensor d(TensorType{dtype, {m, n}, std::nullopt});
+  std::memset(d.data.data(), 0xFF, d.data.size());
+  return d;
+}
+
+std::string describe(const GemmFp8Problem& p) {
+  return "gemm_fp8 " + std::to_string(p.m) + "x" + std::to_string(p.n) + "x" + std::to_string(p.k) +
+         " a=" + std::string(dtype_name(p.a_dtype)) + " b=" + std::string(dtype_name(p.b_dtype)) +
+         " sa=" + std::string(dtype_name(p.a_scale_dtype)) + " sb=" + std::string(dtype_name(p.b_scale_dtype)) +
+         " out=" + std::string(dtype_name(p.out_dtype));
+}
+
+std::string describe(const GemmProblem& p) {
+  return "gemm " + std::to_string(p.m) + "x" + std::to_string(p.n) + "x" + std::to_string(p.k) +
+         " in=" + std::string(dtype_name(p.in_dtype)) + " out=" + std::string(dtype_name(p.out_dtype));
+}
+
+// Runs p on every path on fresh random inputs and compares each with the reference.
+void expect_matches_reference(const GemmFp8Problem& p, std::uint64_t seed) {
+  const HostTensor a = HostTensor::random(
+      TensorType{p.a_dtype, {p.m, p.k}, ScaleLayout{kActivationBlock, p.a_scale_dtype}}, seed);
+  const HostTensor b = HostTensor::random(
+      TensorType{p.b_dtype, {p.n, p.k}, ScaleLayout{kWeightBlock, p.b_scale_dtype}}, seed + 1);
+  const ConstOperand ao{a.data.data(), a.scales.data()}, bo{b.data.data(), b.scales.data()};
+  std::vector<double> ref(static_cast<std::size_t>(p.m * p.n));
+  reference::gemm_fp8(p, ao, bo, ref.data());
+  for (const std::string& isa : supported_isas()) {
+    ScopedIsa force(isa.c_str());
+    ASSERT_EQ(cpu::isa(), isa);
+    HostTensor d = poisoned_output(p.out_dtype, p.m, p.n);
+    cpu::gemm_fp8(p, ao, bo, Operand{d.data.data(), nullptr});
+    EXPECT_LT(rel_err(d.values(), ref), tolerance_for(p.out_dtype)) << describe(p) << " isa=" << isa;
+  }
+}
+
+void expect_matches_reference(const GemmProblem& p, std::uint64_t seed) {
+  const HostTensor a = HostTensor::random(TensorType{p.in_dtype, {p.m, p.k}, std::nullopt}, seed);
+  const HostTensor b = HostTensor::random(TensorType{p.in_dtype, {p.n, p.k}, std::nullopt}, seed + 1);
+  const ConstOperand ao{a.data.data(), nullptr}, bo{b.data.data(), nullptr};
+  std::vector<double> ref(static_cast<std::size_t>(p.m * p.n));
+  reference::gemm(p, ao, bo, ref.data());
+  for (const std::string& isa : supported_isas()) {
+    ScopedIsa force(isa.c_str());
+    ASSERT_EQ(cpu::isa(), isa);
+    HostTensor d = poisoned_output(p.out_dtype, p.m, p.n);
+    cpu::gemm(p, ao, bo, Operand{d.data.data(), nullptr});
+    EXPECT_LT(rel_err(d.values(), ref), tolerance_for(p.out_dtype)) << describe(p) << " isa=" << isa;
+  }
+}
+
+struct Shape3 {
+  std::int64_t m, n, k;
+};
+
+// M = 1, sizes that are not multiples of any micro-tile (14x32, 6x16, 4x16), several K
+// chunks, several tiles in M and N, and a column tile (N = 330) that starts inside a
+// 128-column scale block.
+const Shape3 kFp8Shapes[] = {{1, 1, 128},    {3, 5, 128},    {17, 130, 256}, {129, 257, 384},
+                             {300, 200, 1024}, {7, 330, 256}, {1, 300, 512},  {64, 64, 128}};
+
+TEST(GemmFp8, MatchesReferenceOnEveryIsaForEdgeAndMultiTileShapes) {
+  std::uint64_t seed = 100;
+  for (const Shape3& s : kFp8Shapes) {
+    for (DType out : {DType::f32, DType::bf16}) {
+      GemmFp8Problem p;
+      p.m = s.m, p.n = s.n, p.k = s.k;
+      p.a_dtype = p.b_dtype = DType::f8e4m3;
+      p.a_scale_dtype = p.b_scale_dtype = seed % 4 < 2 ? DType::ue8m0 : DType::f32;
+      p.out_dtype = out;
+      expect_matches_reference(p, seed++);
+    }
+  }
+}
+
+TEST(GemmFp8, MatchesReferenceForEveryCombinationOfOperandScaleAndOutputDtypes) {
+  std::uint64_t seed = 200;
+  for (DType a : {DType::f8e4m3, DType::f8e5m2})
+    for (DType b : {DType::f8e4m3, DType::f8e5m2})
+      for (DType sa : {DType::ue8m0, DType::f32})
+        for (DType sb : {DType::ue8m0, DType::f32})
+          for (DType out : {DType::f32, DType::bf16}) {
+            GemmFp8Problem p{33, 70, 256, a, b, sa, sb, out};
+            expect_matches_reference(p, seed++);
+          }
+}
+
+TEST(GemmFp8, RejectsKNotMultipleOf128) {
+  GemmFp8Problem p{4, 4, 1000, DType::f8e4m3, DType::f8e4m3, DType::ue8m0, DType::ue8m0, DType::f32};
+  std::vector<std::uint8_t> a(4 * 1000), b(4 * 1000), scales(64, 127);
+  std::vector<float> d(16);
+  try {
+    cpu::gemm_fp8(p, {a.data(), scales.data()}, {b.data(), scales.data()}, {d.data(), nullptr});
+    FAIL() << "K=1000 was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::InvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("K=1000 is not a multiple of 128"), std::string::npos) << e.what();
+  }
+}
+
+TEST(GemmFp8, RejectsNonFp8OperandDtype) {
+  GemmFp8Problem p{4, 4, 128, DType::bf16, DType::f8e4m3, DType::ue8m0, DType::ue8m0, DType::f32};
+  std::vector<std::uint8_t> a(4 * 256), b(4 * 128), scales(64, 127);
+  std::vector<float> d(16);
+  EXPECT_THROW(cpu::gemm_fp8(p, {a.data(), scales.data()}, {b.data(), scales.data()}, {d.data(), nullptr}),
+               Error);
+}
+
+TEST(Gemm, MatchesReferenceOnEveryIsaForEveryInputAndOutputDtype) {
+  const Shape3 shapes[] = {{1, 1, 1}, {3, 5, 7}, {17, 130, 255}, {129, 257, 384}, {300, 200, 1024}, {7, 330, 129}};
+  std::uint64_t seed = 300;
+  for (const Shape3& s : shapes)
+    for (DType in : {DType::f32, DType::bf16})
+      for (DType out : {DType::f32, DType::bf16}) {
+        GemmProblem p{s.m, s.n, s.k, in, out};
+        expect_matches_reference(p, seed++);
+      }
+}
+
+TEST(Gemm, WritesZerosWhenKIsZero) {
+  for (const std::string& isa : supported_isas()) {
+    ScopedIsa force(isa.c_str());
+    GemmProblem p{5, 9, 0, DType::bf16, DType::f32};
+    HostTensor d = poisoned_output(DType::f32, 5, 9);
+    cpu::gemm(p, {nullptr, nullptr}, {nullptr, nullptr}, {d.data.data(), nullptr});
+    for (double v : d.values()) EXPECT_EQ(v, 0.0) << "isa=" << isa;
+  }
+}
+
+TEST(CpuIsa, OverrideSelectsEachLowerPath) {
+  for (const std::string& isa : supported_isas()) {
+    ScopedIsa force(isa.c_str());
+    EXPECT_EQ(cpu::isa(), isa);
+  }
+}
+
+TEST(CpuIsa, UnknownOverrideIsAnErrorNamingTheVariable) {
+  ScopedIsa force("avx9000");
+  try {
+    (void)cpu::isa();
+    FAIL() << "ANYCHIP_CPU_ISA=avx9000 was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("ANYCHIP_CPU_ISA=avx9000"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace anychip::kernels
