@@ -30,11 +30,21 @@ constexpr std::uint32_t kF32CanonicalNaN = 0x7FFFFFFFu;  // NaN as NVIDIA's deco
 constexpr std::uint32_t bits_of(float x) { return std::bit_cast<std::uint32_t>(x); }
 constexpr float float_of(std::uint32_t u) { return std::bit_cast<float>(u); }
 
+// x when c is true, else y, without a branch.
+constexpr std::uint32_t select(bool c, std::uint32_t x, std::uint32_t y) {
+  return y ^ ((x ^ y) & (0u - std::uint32_t(c)));
+}
+
 // Rounds a float magnitude (bits a: finite, non-negative, below the target's overflow
 // threshold) to nearest even in a binary format with exponent bias kBias and kManBits
 // stored mantissa bits. Returns the target's exponent and mantissa fields. A result
 // that rounds up out of the subnormals (or out of a binade) carries into the exponent
 // field, which is exactly the next representable value.
+//
+// The branch between the normal and the subnormal path is kept on purpose: in
+// quantization nearly every value is normal, the branch predicts, and the normal path
+// has only constant shifts. A branch-free merge of the two paths (three shifts by a
+// variable count on every value) measured about twice as slow on such data.
 template <int kBias, int kManBits>
 constexpr std::uint32_t round_magnitude(std::uint32_t a) {
   constexpr int kDrop = 23 - kManBits;                       // float mantissa bits dropped
@@ -144,7 +154,6 @@ std::uint8_t float_to_e5m2(float x, Saturation sat) {
 //                 CUDA modes; NaN stays 0xFF.
 std::uint8_t float_to_ue8m0(float x, Rounding rounding, Saturation sat) {
   const std::uint32_t a = bits_of(x) & 0x7FFFFFFFu;
-  if (a > kF32Inf) return 0xFF;
   const std::uint32_t e = a >> 23;
   const std::uint32_t m = a & 0x7FFFFFu;
   // The exponent goes up by one when the mantissa exceeds this threshold.
@@ -154,9 +163,9 @@ std::uint8_t float_to_ue8m0(float x, Rounding rounding, Saturation sat) {
     case Rounding::NearestEven: threshold = e != 0 ? 0x3FFFFFu : 0x400000u; break;
     default: threshold = 0x7FFFFFu; break;  // TowardZero: never
   }
-  const std::uint32_t r = e + (m > threshold ? 1u : 0u);
-  if (r >= 0xFFu) return sat == Saturation::Finite ? 0xFE : 0xFF;
-  return static_cast<std::uint8_t>(r);
+  const std::uint32_t r = e + std::uint32_t(m > threshold);  // 255 and up: overflow or NaN
+  const std::uint32_t overflow = sat == Saturation::Finite ? 0xFEu : 0xFFu;
+  return static_cast<std::uint8_t>(select(a > kF32Inf, 0xFFu, select(r >= 0xFFu, overflow, r)));
 }
 
 float e4m3_to_float(std::uint8_t bits) { return float_of(kE4m3Table[bits]); }
