@@ -44,7 +44,7 @@ struct Avx2FmaEngine {
 
   template <int MR, bool Scaled>
   static void kernel(std::int64_t kc_, const APack* a, const BPack* b, float* c, std::int64_t ldc,
-                     const float* sa, std::int64_t sa_stride, const float* sb) {
+                     const float* sa, std::int64_t sa_stride, const float* sb, bool accumulate) {
     const std::int64_t block = Scaled ? 128 : kc_;
     for (std::int64_t k0 = 0, kb = 0; k0 < kc_; k0 += block, ++kb) {
       __m256 acc[MR][2];
@@ -60,16 +60,19 @@ struct Avx2FmaEngine {
           acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
         }
       }
+      const bool add = accumulate || kb > 0;  // false: c is written, not read
 #pragma GCC unroll 6
       for (int i = 0; i < MR; ++i) {
         float* ci = c + i * ldc;
+        const __m256 c0 = add ? _mm256_load_ps(ci) : _mm256_setzero_ps();
+        const __m256 c1 = add ? _mm256_load_ps(ci + 8) : _mm256_setzero_ps();
         if constexpr (Scaled) {
           const __m256 s = _mm256_set1_ps(sa[kb * sa_stride + i] * sb[kb]);
-          _mm256_store_ps(ci, _mm256_fmadd_ps(acc[i][0], s, _mm256_load_ps(ci)));
-          _mm256_store_ps(ci + 8, _mm256_fmadd_ps(acc[i][1], s, _mm256_load_ps(ci + 8)));
+          _mm256_store_ps(ci, _mm256_fmadd_ps(acc[i][0], s, c0));
+          _mm256_store_ps(ci + 8, _mm256_fmadd_ps(acc[i][1], s, c1));
         } else {
-          _mm256_store_ps(ci, _mm256_add_ps(acc[i][0], _mm256_load_ps(ci)));
-          _mm256_store_ps(ci + 8, _mm256_add_ps(acc[i][1], _mm256_load_ps(ci + 8)));
+          _mm256_store_ps(ci, _mm256_add_ps(acc[i][0], c0));
+          _mm256_store_ps(ci + 8, _mm256_add_ps(acc[i][1], c1));
         }
       }
     }

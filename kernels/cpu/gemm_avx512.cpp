@@ -142,6 +142,27 @@ void store_avx512(const float* c, std::int64_t ldc, std::int64_t rows, std::int6
   }
 }
 
+// c[i][0..32) (+)= acc[i] * (sa[i] * sb[0]) (Scaled) or acc[i]: the end of one K block
+// of a 14 x 32 micro-kernel. add == false: c is written, not read.
+template <int MR, bool Scaled>
+inline void promote_14x32(const __m512 (&acc)[MR][2], float* c, std::int64_t ldc, const float* sa, const float* sb,
+                          bool add) {
+#pragma GCC unroll 14
+  for (int i = 0; i < MR; ++i) {
+    float* ci = c + i * ldc;
+    const __m512 c0 = add ? _mm512_load_ps(ci) : _mm512_setzero_ps();
+    const __m512 c1 = add ? _mm512_load_ps(ci + 16) : _mm512_setzero_ps();
+    if constexpr (Scaled) {
+      const __m512 s = _mm512_set1_ps(sa[i] * sb[0]);
+      _mm512_store_ps(ci, _mm512_fmadd_ps(acc[i][0], s, c0));
+      _mm512_store_ps(ci + 16, _mm512_fmadd_ps(acc[i][1], s, c1));
+    } else {
+      _mm512_store_ps(ci, _mm512_add_ps(acc[i][0], c0));
+      _mm512_store_ps(ci + 16, _mm512_add_ps(acc[i][1], c1));
+    }
+  }
+}
+
 // FP8 or bf16 inputs, bf16 dot products.
 struct Bf16DotEngine {
   using APack = std::uint16_t;  // bf16 bits
@@ -184,7 +205,7 @@ struct Bf16DotEngine {
 
   template <int MR, bool Scaled>
   static void kernel(std::int64_t kc_, const APack* a, const BPack* b, float* c, std::int64_t ldc,
-                     const float* sa, std::int64_t sa_stride, const float* sb) {
+                     const float* sa, std::int64_t sa_stride, const float* sb, bool accumulate) {
     const std::int64_t pairs = (kc_ + 1) / 2;
     const std::int64_t block_pairs = Scaled ? 64 : pairs;
     for (std::int64_t p0 = 0, kb = 0; p0 < pairs; p0 += block_pairs, ++kb) {
@@ -205,18 +226,7 @@ struct Bf16DotEngine {
           acc[i][1] = _mm512_dpbf16_ps(acc[i][1], ai, b1);
         }
       }
-#pragma GCC unroll 14
-      for (int i = 0; i < MR; ++i) {
-        float* ci = c + i * ldc;
-        if constexpr (Scaled) {
-          const __m512 s = _mm512_set1_ps(sa[kb * sa_stride + i] * sb[kb]);
-          _mm512_store_ps(ci, _mm512_fmadd_ps(acc[i][0], s, _mm512_load_ps(ci)));
-          _mm512_store_ps(ci + 16, _mm512_fmadd_ps(acc[i][1], s, _mm512_load_ps(ci + 16)));
-        } else {
-          _mm512_store_ps(ci, _mm512_add_ps(acc[i][0], _mm512_load_ps(ci)));
-          _mm512_store_ps(ci + 16, _mm512_add_ps(acc[i][1], _mm512_load_ps(ci + 16)));
-        }
-      }
+      promote_14x32<MR, Scaled>(acc, c, ldc, sa + kb * sa_stride, sb + kb, accumulate || kb > 0);
     }
   }
 
@@ -268,7 +278,7 @@ struct F32FmaEngine {
 
   template <int MR, bool Scaled>
   static void kernel(std::int64_t kc_, const APack* a, const BPack* b, float* c, std::int64_t ldc,
-                     const float* sa, std::int64_t sa_stride, const float* sb) {
+                     const float* sa, std::int64_t sa_stride, const float* sb, bool accumulate) {
     const std::int64_t block = Scaled ? 128 : kc_;
     for (std::int64_t k0 = 0, kb = 0; k0 < kc_; k0 += block, ++kb) {
       __m512 acc[MR][2];
@@ -284,18 +294,7 @@ struct F32FmaEngine {
           acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
         }
       }
-#pragma GCC unroll 14
-      for (int i = 0; i < MR; ++i) {
-        float* ci = c + i * ldc;
-        if constexpr (Scaled) {
-          const __m512 s = _mm512_set1_ps(sa[kb * sa_stride + i] * sb[kb]);
-          _mm512_store_ps(ci, _mm512_fmadd_ps(acc[i][0], s, _mm512_load_ps(ci)));
-          _mm512_store_ps(ci + 16, _mm512_fmadd_ps(acc[i][1], s, _mm512_load_ps(ci + 16)));
-        } else {
-          _mm512_store_ps(ci, _mm512_add_ps(acc[i][0], _mm512_load_ps(ci)));
-          _mm512_store_ps(ci + 16, _mm512_add_ps(acc[i][1], _mm512_load_ps(ci + 16)));
-        }
-      }
+      promote_14x32<MR, Scaled>(acc, c, ldc, sa + kb * sa_stride, sb + kb, accumulate || kb > 0);
     }
   }
 

@@ -35,7 +35,7 @@ struct PortableEngine {
 
   template <int MR, bool Scaled>
   static void kernel(std::int64_t kc_, const APack* a, const BPack* b, float* c, std::int64_t ldc,
-                     const float* sa, std::int64_t sa_stride, const float* sb) {
+                     const float* sa, std::int64_t sa_stride, const float* sb, bool accumulate) {
     const std::int64_t block = Scaled ? 128 : kc_;
     for (std::int64_t k0 = 0, kb = 0; k0 < kc_; k0 += block, ++kb) {
       float acc[MR][nr] = {};
@@ -46,9 +46,13 @@ struct PortableEngine {
           for (int j = 0; j < nr; ++j) acc[i][j] += ai * bk[j];
         }
       }
+      const bool add = accumulate || kb > 0;  // false: c is written, not read
       for (int i = 0; i < MR; ++i) {
         const float s = Scaled ? sa[kb * sa_stride + i] * sb[kb] : 1.0f;
-        for (int j = 0; j < nr; ++j) c[i * ldc + j] += Scaled ? acc[i][j] * s : acc[i][j];
+        for (int j = 0; j < nr; ++j) {
+          const float v = Scaled ? acc[i][j] * s : acc[i][j];
+          c[i * ldc + j] = add ? c[i * ldc + j] + v : v;
+        }
       }
     }
   }

@@ -15,11 +15,13 @@
 //   pack_b(g, j0, nc, k0, kc, dst)   columns [j0,j0+nc) -> micro-panels of nr columns,
 //                                    panel p at dst + p*panel_elems(kc), k-major; columns
 //                                    past n are zero
-//   kernel<MR, Scaled>(kc, a, b, c, ldc, sa, sa_stride, sb)
+//   kernel<MR, Scaled>(kc, a, b, c, ldc, sa, sa_stride, sb, accumulate)
 //                         c[i*ldc + j] += the MR x nr product of one A row block and one
 //                         B micro-panel; Scaled: per 128-K block kb, partial * sa[kb *
-//                         sa_stride + i] * sb[kb]
-//   store(c, ldc, rows, cols, d, ldd, out_dtype)   fp32 tile -> D (round to nearest even)
+//                         sa_stride + i] * sb[kb]; accumulate == false: c is not read
+//                         (its old contents are replaced: the tile's first K chunk)
+//   store(c, ldc, rows, cols, d, d_offset, ldd, out_dtype)
+//                         fp32 tile -> D at element d_offset (bf16: round to nearest even)
 #pragma once
 
 #include <algorithm>
@@ -68,7 +70,25 @@ std::size_t tile_workspace_bytes(std::int64_t mc, std::int64_t nc) {
 
 template <class K, bool Scaled>
 using KernelFn = void (*)(std::int64_t, const typename K::APack*, const typename K::BPack*, float*,
-                          std::int64_t, const float*, std::int64_t, const float*);
+                          std::int64_t, const float*, std::int64_t, const float*, bool);
+
+// The row blocks of a tile of mc rows: blocks of mr, except that a small remainder is
+// merged with the block before it and the two split evenly (128 = 8 x 14 + 8 + 8 rather
+// than 9 x 14 + 2: a block of very few rows has too few accumulators to hide the
+// latency of the multiply-adds). Returns the number of blocks; rows[b] is block b's size.
+template <int Mr>
+int row_blocks(std::int64_t mc, std::int64_t* rows) {
+  const std::int64_t full = mc / Mr, rem = mc % Mr;
+  int n = 0;
+  for (std::int64_t b = 0; b < full; ++b) rows[n++] = Mr;
+  if (rem != 0 && rem < (Mr + 1) / 2 && full > 0) {
+    rows[n - 1] = (Mr + rem + 1) / 2;
+    rows[n++] = (Mr + rem) / 2;
+  } else if (rem != 0) {
+    rows[n++] = rem;
+  }
+  return n;
+}
 
 // kernel<1..mr> as a table indexed by rows - 1, for the last row block of a tile.
 template <class K, bool Scaled, std::size_t... I>
@@ -85,7 +105,9 @@ void run_tile_impl(const GemmArgs& g, const Tile& t, std::byte* ws) {
   auto* cbuf = reinterpret_cast<float*>(ws + w.a_bytes() + w.b_bytes());
   auto* sa = reinterpret_cast<float*>(ws + w.a_bytes() + w.b_bytes() + w.c_bytes());
   auto* sb = reinterpret_cast<float*>(ws + w.a_bytes() + w.b_bytes() + w.c_bytes() + w.sa_bytes());
-  std::memset(cbuf, 0, sizeof(float) * t.mc * w.ldc);
+  std::int64_t block_rows[1024];
+  const int n_row_blocks = row_blocks<K::mr>(t.mc, block_rows);
+  if (g.k == 0) std::memset(cbuf, 0, sizeof(float) * t.mc * w.ldc);
 
   const std::int64_t k_blocks_total = g.k / 128;  // scale columns (Scaled only)
   const std::int64_t first_col_block = t.j0 / 128;
@@ -107,12 +129,12 @@ void run_tile_impl(const GemmArgs& g, const Tile& t, std::byte* ws) {
     }
     const std::int64_t panel = K::panel_elems(kc);
     // ir outer: one A row block stays in L1 while the B micro-panels stream from L2.
-    for (std::int64_t ir = 0; ir < t.mc; ir += K::mr) {
-      const auto kernel = kernels[static_cast<std::size_t>(std::min<std::int64_t>(K::mr, t.mc - ir) - 1)];
+    for (std::int64_t blk = 0, ir = 0; blk < n_row_blocks; ir += block_rows[blk++]) {
+      const auto kernel = kernels[static_cast<std::size_t>(block_rows[blk] - 1)];
       for (std::int64_t jr = 0; jr < t.nc; jr += K::nr) {
         const float* sb_panel = Scaled ? sb + ((t.j0 + jr) / 128 - first_col_block) * w.kblocks : nullptr;
         kernel(kc, apack + ir * K::lda, bpack + (jr / K::nr) * panel, cbuf + ir * w.ldc + jr, w.ldc,
-               Scaled ? sa + ir : nullptr, t.mc, sb_panel);
+               Scaled ? sa + ir : nullptr, t.mc, sb_panel, k0 > 0);
       }
     }
   }
