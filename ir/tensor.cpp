@@ -111,7 +111,7 @@ void encode_values(DType dtype, const double* src, std::size_t n, void* dst) {
       }
       case DType::f8e4m3: b[i] = float_to_e4m3(f); break;
       case DType::f8e5m2: b[i] = float_to_e5m2(f); break;
-      case DType::ue8m0: b[i] = float_to_ue8m0(f); break;
+      case DType::ue8m0: b[i] = float_to_ue8m0(f, Rounding::NearestEven); break;
       case DType::i32: {
         auto v = static_cast<std::int32_t>(std::llround(src[i]));
         std::memcpy(b + 4 * i, &v, 4);

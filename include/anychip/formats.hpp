@@ -7,6 +7,14 @@
 //   float_to_bf16  == __float2bfloat16 (round to nearest even, NaN kept NaN)
 // float_to_ue8m0(x, NearestEven, Saturation::None) equals PyTorch's float8_e8m0fnu
 // conversion (c10::detail::fp8e8m0fnu_from_fp32_value).
+//
+// Edge cases, all as NVIDIA's host code does them:
+// - NaN encodes to the canonical NaN with the sign cleared (FP8 0x7F, UE8M0 0xFF, BF16
+//   and F16 0x7FFF); FP8/F16 NaN codes decode to 0x7FFFFFFF, UE8M0 0xFF to 0x7FFF0000.
+// - E4M3 overflow with Saturation::None gives the NaN code with the input's sign.
+// - UE8M0 converts the magnitude of a negative input; zero and anything up to 2^-127 give
+//   0x00 (2^-127, there is no zero); past 2^127 or infinity gives 0xFE with Finite and
+//   0xFF with None. NearestEven with Finite is NearestEven with 0xFF clamped to 0xFE.
 #pragma once
 
 #include <cstdint>
@@ -33,7 +41,8 @@ float ue8m0_to_float(std::uint8_t bits);
 std::uint16_t float_to_bf16(float x);
 float bf16_to_float(std::uint16_t bits);
 
-// IEEE binary16, round to nearest even (as the F16C instructions and __float2half).
+// IEEE binary16, round to nearest even, as __float2half (a NaN becomes 0x7FFF; F16C
+// would keep the payload).
 std::uint16_t float_to_f16(float x);
 float f16_to_float(std::uint16_t bits);
 

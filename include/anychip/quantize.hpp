@@ -6,7 +6,9 @@
 //   s = 2^ceil(log2 s)                        (only when scales are stored as UE8M0)
 //   q = fp8(x / s)                            (round to nearest even, finite saturation)
 // Scales are stored row-major, [ceil(rows/block.rows), ceil(cols/block.cols)], as fp32
-// or as UE8M0 bytes. amax ignores NaN; a NaN element quantizes to NaN.
+// or as UE8M0 bytes. amax ignores NaN; a NaN element quantizes to NaN. An infinite
+// element follows the recipe literally: with f32 scales its block's scale is infinite (the
+// block quantizes to zeros, the infinity to NaN); with UE8M0 the scale saturates to 2^127.
 #pragma once
 
 #include <cstddef>
@@ -38,7 +40,8 @@ float block_scale(float amax, DType fp8, DType scale_dtype);
 
 // Reads scale i of a scale array stored as scale_dtype (f32 or ue8m0).
 float load_scale(const void* scales, DType scale_dtype, std::size_t i);
-// Writes scale value s (already a power of two for ue8m0) as scale_dtype.
+// Writes scale value s as scale_dtype; for ue8m0, s must be a power of two UE8M0 holds
+// exactly (Error(InvalidArgument) otherwise).
 void store_scale(void* scales, DType scale_dtype, std::size_t i, float s);
 
 // Quantizes x to fp8 (f8e4m3 or f8e5m2). q holds rows*cols bytes; scales holds
