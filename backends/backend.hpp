@@ -13,6 +13,7 @@
 #pragma once
 
 #include <concepts>
+#include <map>
 #include <cstddef>
 #include <memory>
 #include <span>
@@ -125,6 +126,16 @@ class Device {
   // Enqueues one launch. Inputs are in the op's operand order.
   virtual void launch(Queue& queue, Kernel& kernel, std::span<const BufferOperand> inputs,
                       const BufferOperand& output) = 0;
+
+  // Optional. What the device measured between two completed events beyond time, as
+  // named counters ("cycles", "util.matrix", "hbm_bytes", "bound", ...). Empty by default.
+  virtual std::map<std::string, double> counters(const Event& start, const Event& end) {
+    return {};
+  }
+
+  // Optional. Chrome trace JSON (Perfetto opens it) of everything launched since the last
+  // call, when the device was opened with tracing; empty when the device does not trace.
+  virtual std::string take_trace() { return {}; }
 };
 
 // One kind of chip ("cpu", "opencl", ...).
@@ -140,7 +151,8 @@ class Backend {
   virtual std::vector<DeviceInfo> enumerate() = 0;
 
   // Opens one device by its id ("cpu", "opencl:1"). Throws Unavailable, with the reason.
-  virtual std::unique_ptr<Device> open(std::string_view id) = 0;
+  // Options a backend does not support are ignored (DeviceOptions says which apply where).
+  virtual std::unique_ptr<Device> open(std::string_view id, const DeviceOptions& options) = 0;
 };
 
 // A backend is a Backend with a default constructor: the registry builds one of each.

@@ -10,7 +10,7 @@ std::vector<DeviceInfo> list_devices() {
   return all;
 }
 
-Device Device::open(std::string_view id) {
+Device Device::open(std::string_view id, const DeviceOptions& options) {
   const std::string_view prefix = id.substr(0, id.find(':'));
   std::string known;
   for (backends::Backend* b : backends::all_backends()) {
@@ -19,7 +19,7 @@ Device Device::open(std::string_view id) {
         if (d.id == id && !d.available)
           throw Error(ErrorCode::Unavailable, "device " + d.id + " is unavailable: " + d.unavailable_reason);
       auto impl = std::make_shared<detail::DeviceImpl>();
-      impl->device = b->open(id);
+      impl->device = b->open(id, options);
       return Device(std::move(impl));
     }
     known += (known.empty() ? "" : ", ") + std::string(b->name());
@@ -31,6 +31,8 @@ Device Device::open(std::string_view id) {
 const DeviceInfo& Device::info() const { return impl_->device->info(); }
 
 Stream Device::create_stream() const { return Stream(*this); }
+
+std::string Device::take_trace() const { return impl_->device->take_trace(); }
 
 Buffer Device::allocate(std::size_t bytes) const {
   auto b = std::make_shared<detail::BufferImpl>();

@@ -188,6 +188,15 @@ std::vector<double> Executable::last_kernel_seconds(Stream& stream) const {
   return s;
 }
 
+std::vector<std::map<std::string, double>> Executable::last_kernel_counters(Stream& stream) const {
+  stream.synchronize();
+  std::vector<std::map<std::string, double>> c;
+  backends::Device& dev = backend_device(impl_->device);
+  for (std::size_t i = 0; i + 1 < impl_->events.size(); ++i)
+    c.push_back(dev.counters(*impl_->events[i].impl()->event, *impl_->events[i + 1].impl()->event));
+  return c;
+}
+
 std::vector<KernelCheck> Executable::check_last_run(Stream& stream) const {
   const detail::ExecutableImpl& x = *impl_;
   if (x.events.empty()) throw Error(ErrorCode::InvalidArgument, "check_last_run: the executable has not run");

@@ -168,7 +168,7 @@ class CpuBackend final : public Backend {
  public:
   std::string_view name() const override { return "cpu"; }
   std::vector<DeviceInfo> enumerate() override { return {cpu_info()}; }
-  std::unique_ptr<Device> open(std::string_view id) override {
+  std::unique_ptr<Device> open(std::string_view id, const DeviceOptions&) override {
     if (id != "cpu")
       throw Error(ErrorCode::InvalidArgument, "cpu: no device '" + std::string(id) + "' (the CPU is 'cpu')");
     return std::make_unique<CpuDevice>();

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstddef>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -58,7 +59,7 @@ class Device {
  public:
   // Opens a device by its string ("cpu", "opencl:0", ...). Throws Unavailable with the
   // reason, or InvalidArgument for a string no backend knows.
-  static Device open(std::string_view id);
+  static Device open(std::string_view id, const DeviceOptions& options = {});
 
   const DeviceInfo& info() const;
   Stream create_stream() const;
@@ -68,6 +69,9 @@ class Device {
   Tensor allocate(const TensorType& type) const;
   // Allocates a tensor and enqueues the copy of `host` into it.
   Tensor upload(const HostTensor& host, Stream& stream) const;
+  // Chrome trace JSON of everything run since the last call, if the device was opened
+  // with DeviceOptions::trace and traces; "" otherwise.
+  std::string take_trace() const;
 
   std::shared_ptr<detail::DeviceImpl> impl() const { return impl_; }
 
@@ -128,6 +132,7 @@ class Event {
   // Device seconds from `start` to this event; both recorded and completed.
   double seconds_since(const Event& start) const;
   explicit Event(std::shared_ptr<detail::EventImpl> impl) : impl_(std::move(impl)) {}
+  std::shared_ptr<detail::EventImpl> impl() const { return impl_; }
 
  private:
   std::shared_ptr<detail::EventImpl> impl_;
@@ -175,6 +180,9 @@ class Executable {
 
   // Device seconds of each kernel (kernels() order) in the last run; synchronizes.
   std::vector<double> last_kernel_seconds(Stream& stream) const;
+  // What the device measured for each kernel of the last run beyond time (simulators:
+  // "cycles", "util.<pipe>", "hbm_bytes", "l2_bytes", "bound" ...); empty maps elsewhere.
+  std::vector<std::map<std::string, double>> last_kernel_counters(Stream& stream) const;
 
   // Compares every kernel of the last run with the float64 reference, on the very inputs
   // that kernel read (so each kernel is judged alone). Synchronizes.

@@ -22,4 +22,13 @@ struct DeviceInfo {
   std::vector<DType> scale_dtypes;     // block-scale formats its FP8 GEMM takes
 };
 
+// How to open a device.
+struct DeviceOptions {
+  // Simulated devices only: model time without computing the data (large what-if runs).
+  // Outputs are then undefined and results cannot be checked.
+  bool timing_only = false;
+  // Collect a Chrome trace of what runs (simulated devices: one track per core and pipe).
+  bool trace = false;
+};
+
 }  // namespace anychip
