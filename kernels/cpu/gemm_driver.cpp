@@ -45,7 +45,7 @@ std::int64_t part_size(std::int64_t extent, std::int64_t largest, std::int64_t u
 
 Engine select_engine(const GemmArgs& g) {
   switch (active_isa()) {
-    case Isa::avx512bf16: return engine_avx512(g);
+    case Isa::avx512bf16: return engine_avx512(g, cpu_has_avx512vbmi());
     case Isa::avx2: return engine_avx2(g);
     case Isa::generic: break;
   }
@@ -54,13 +54,17 @@ Engine select_engine(const GemmArgs& g) {
 
 void run_gemm(const GemmArgs& g) {
   if (g.m == 0 || g.n == 0) return;
-  const Engine e = select_engine(g);
+  run_gemm(g, select_engine(g));
+}
+
+void run_gemm(const GemmArgs& g, const Engine& e) {
+  if (g.m == 0 || g.n == 0) return;
   const std::int64_t threads = std::max(1, tbb::this_task_arena::max_concurrency());
 
   std::int64_t mc = part_size(g.m, e.mc, e.mr);
   // Few rows (M <= mc/2): twice as wide tiles, so that A is decoded half as often; the
   // fp32 tile buffer keeps the same size.
-  std::int64_t nc = part_size(g.n, mc <= e.mc / 2 ? 2 * e.nc : e.nc, e.nr);
+  std::int64_t nc = part_size(g.n, g.m <= e.mc / 2 ? 2 * e.nc : e.nc, e.nr);
   // Enough tiles to keep every thread busy: narrow the tiles (down to 64 columns, then
   // 2*mr rows) while there are fewer than two per thread.
   auto tiles = [&] { return ceil_div(g.m, mc) * ceil_div(g.n, nc); };

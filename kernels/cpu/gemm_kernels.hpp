@@ -8,7 +8,7 @@
 //                              columns), then run the mr x nr micro-kernel over the tile,
 //                              accumulating into an fp32 tile buffer; finally round the
 //                              buffer to the output dtype.
-//   engine (gemm_avx512.cpp, gemm_avx2.cpp, gemm_generic.cpp): the packing routines and
+//   engine (gemm_avx512*.cpp, gemm_avx2.cpp, gemm_generic.cpp): the packing routines and
 //                              micro-kernels of one instruction set, each compiled for that
 //                              ISA with #pragma GCC target, so one binary runs everywhere.
 // With block scales (FP8), the micro-kernel sums each 128-wide K block in registers and
@@ -69,16 +69,23 @@ struct Engine {
   void (*tile)(const GemmArgs& g, const Tile& t, std::byte* workspace) = nullptr;
 };
 
+// Whether the CPU has AVX-512 VBMI (byte permutes: the faster FP8 decoder); detected once.
+bool cpu_has_avx512vbmi();
+
 // The engine of each instruction set for these arguments (FP8, bf16 or f32 inputs).
-// engine_avx512 needs Isa::avx512bf16, engine_avx2 needs Isa::avx2.
-Engine engine_avx512(const GemmArgs& g);
+// engine_avx512 needs Isa::avx512bf16 (and, when vbmi is true, cpu_has_avx512vbmi());
+// engine_avx512_vbmi is its VBMI variant; engine_avx2 needs Isa::avx2.
+Engine engine_avx512(const GemmArgs& g, bool vbmi);
+Engine engine_avx512_vbmi(const GemmArgs& g);
 Engine engine_avx2(const GemmArgs& g);
 Engine engine_generic(const GemmArgs& g);
 
 // The engine active_isa() selects for g.
 Engine select_engine(const GemmArgs& g);
 
-// Runs g on all cores (oneTBB) with the engine of active_isa(). M, N or K may be 0.
+// Runs g on all cores (oneTBB) with the engine of active_isa(), or with engine e. M, N or
+// K may be 0.
 void run_gemm(const GemmArgs& g);
+void run_gemm(const GemmArgs& g, const Engine& e);
 
 }  // namespace anychip::kernels::cpu::gemm_detail

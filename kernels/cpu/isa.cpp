@@ -44,8 +44,14 @@ Isa detect() {
   if (avx2 && fma) return Isa::avx2;
   return Isa::generic;
 }
+bool detect_avx512vbmi() {
+  unsigned eax, ebx, ecx, edx;
+  if (detected_isa() != Isa::avx512bf16 || !__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+  return ecx & (1u << 1);
+}
 #else
 Isa detect() { return Isa::generic; }
+bool detect_avx512vbmi() { return false; }
 #endif
 
 }  // namespace
@@ -62,6 +68,11 @@ std::string_view isa_name(Isa isa) {
 Isa detected_isa() {
   static const Isa isa = detect();
   return isa;
+}
+
+bool cpu_has_avx512vbmi() {
+  static const bool vbmi = detect_avx512vbmi();
+  return vbmi;
 }
 
 Isa active_isa() {

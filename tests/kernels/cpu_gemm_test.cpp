@@ -11,6 +11,7 @@
 //            up to 2^-8 = 3.9e-3 relative per element; 8e-3 is that with a 2x margin.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -18,8 +19,11 @@
 #include <vector>
 
 #include "anychip/error.hpp"
+#include "anychip/formats.hpp"
 #include "anychip/tensor.hpp"
 #include "kernels/cpu/cpu_kernels.hpp"
+#include "kernels/cpu/fp8_decode.hpp"
+#include "kernels/cpu/gemm_kernels.hpp"
 #include "kernels/reference/reference.hpp"
 
 namespace anychip::kernels {
@@ -129,6 +133,25 @@ struct Shape3 {
 const Shape3 kFp8Shapes[] = {{1, 1, 128},    {3, 5, 128},    {17, 130, 256}, {129, 257, 384},
                              {300, 200, 1024}, {7, 330, 256}, {1, 300, 512},  {64, 64, 128}};
 
+// The kernels' FP8 -> bf16 tables are built from the bit layouts, independently of
+// ir/formats.cpp; both must agree on every byte (NaN as NaN, zero signs included).
+TEST(Fp8Decode, TablesAgreeWithScalarConversionsOnEveryByte) {
+  for (DType fp8 : {DType::f8e4m3, DType::f8e5m2}) {
+    const auto& table = cpu::gemm_detail::magnitude_table(fp8);
+    for (unsigned byte = 0; byte < 256; ++byte) {
+      const auto b = static_cast<std::uint8_t>(byte);
+      const float want = fp8 == DType::f8e4m3 ? e4m3_to_float(b) : e5m2_to_float(b);
+      const float got = cpu::gemm_detail::bf16_bits_to_float(cpu::gemm_detail::fp8_to_bf16_bits(b, table));
+      if (std::isnan(want)) {
+        EXPECT_TRUE(std::isnan(got)) << dtype_name(fp8) << " byte " << byte;
+      } else {
+        EXPECT_EQ(got, want) << dtype_name(fp8) << " byte " << byte;
+        EXPECT_EQ(std::signbit(got), std::signbit(want)) << dtype_name(fp8) << " byte " << byte;
+      }
+    }
+  }
+}
+
 TEST(GemmFp8, MatchesReferenceOnEveryIsaForEdgeAndMultiTileShapes) {
   std::uint64_t seed = 100;
   for (const Shape3& s : kFp8Shapes) {
@@ -153,6 +176,31 @@ TEST(GemmFp8, MatchesReferenceForEveryCombinationOfOperandScaleAndOutputDtypes) 
             GemmFp8Problem p{33, 70, 256, a, b, sa, sb, out};
             expect_matches_reference(p, seed++);
           }
+}
+
+// Where the CPU has AVX-512 VBMI the byte-table FP8 decoder is used; the word-table
+// decoder (for AVX-512 BF16 CPUs without VBMI, e.g. Cooper Lake) is run here directly.
+TEST(GemmFp8, Avx512WordTableDecoderMatchesReferenceToo) {
+  if (cpu::gemm_detail::detected_isa() != cpu::gemm_detail::Isa::avx512bf16) GTEST_SKIP() << "no AVX-512 BF16 on this CPU";
+  std::uint64_t seed = 400;
+  for (DType fp8 : {DType::f8e4m3, DType::f8e5m2})
+    for (const Shape3& s : {Shape3{129, 257, 384}, Shape3{7, 330, 256}}) {
+      GemmFp8Problem p{s.m, s.n, s.k, fp8, fp8, DType::f32, DType::ue8m0, DType::f32};
+      const HostTensor a = HostTensor::random(TensorType{fp8, {s.m, s.k}, ScaleLayout{kActivationBlock, DType::f32}}, seed++);
+      const HostTensor b = HostTensor::random(TensorType{fp8, {s.n, s.k}, ScaleLayout{kWeightBlock, DType::ue8m0}}, seed++);
+      std::vector<double> ref(static_cast<std::size_t>(s.m * s.n));
+      reference::gemm_fp8(p, {a.data.data(), a.scales.data()}, {b.data.data(), b.scales.data()}, ref.data());
+      HostTensor d = poisoned_output(DType::f32, s.m, s.n);
+      cpu::gemm_detail::GemmArgs g;
+      g.m = s.m, g.n = s.n, g.k = s.k;
+      g.a_dtype = g.b_dtype = fp8;
+      g.a = a.data.data(), g.b = b.data.data();
+      g.a_scales = a.scales.data(), g.b_scales = b.scales.data();
+      g.a_scale_dtype = DType::f32, g.b_scale_dtype = DType::ue8m0;
+      g.d = d.data.data(), g.out_dtype = DType::f32;
+      cpu::gemm_detail::run_gemm(g, cpu::gemm_detail::engine_avx512(g, /*vbmi=*/false));
+      EXPECT_LT(rel_err(d.values(), ref), kF32OutTolerance) << describe(p);
+    }
 }
 
 TEST(GemmFp8, RejectsKNotMultipleOf128) {
