@@ -30,6 +30,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "anychip/error.hpp"
@@ -111,6 +112,7 @@ struct Plan {
   int64_t kv_tile = 0;        // keys per K/V tile (a multiple of kPad)
   int64_t splits = 1;         // KV splits per row tile
   int64_t dkp = 0, dvp = 0;   // head dims padded to kPad
+  bool direct = false;        // f32 K/V with padded head dims: no conversion copy
   float* partial = nullptr;   // splits > 1: per (row tile, split) R x (2 + dvp): m, l, acc
 
   int64_t partial_row_floats() const { return 2 + dvp; }
@@ -153,24 +155,54 @@ ANYCHIP_INLINE V vload(const float* p) {
   return v;
 }
 template <class V>
-ANYCHIP_INLINE void vstore(float* p, V v) {
+ANYCHIP_INLINE void vstore(float* p, const V& v) {
   std::memcpy(p, &v, sizeof v);
 }
+// A broadcast. (Built from arithmetic on purpose: GCC 12 lowers a vector constructor in
+// these target-neutral helpers lane by lane, but keeps 0 + x as one vaddps{1toN}.)
 template <class V>
 ANYCHIP_INLINE V splat(float x) {
   return V{} + x;
 }
 template <int W>
-ANYCHIP_INLINE float hsum(typename Vec<W>::F v) {
+ANYCHIP_INLINE float hsum(const typename Vec<W>::F& v) {
   float s = 0;
   for (int l = 0; l < W; ++l) s += v[l];
   return s;
 }
 
+// One step of a reduction tree over vectors of N lanes made of segments of L lanes (one
+// accumulator each): lane i of the result adds the two halves of one segment, the
+// segments of x first, then those of y, so the result has twice the segments, half as long.
+template <int N, int L, bool Upper>
+constexpr int fold_lane(int i) {
+  const int g = L / 2, from_y = i >= N / 2 ? 1 : 0, k = i - from_y * N / 2;
+  return from_y * N + (k / g) * L + k % g + (Upper ? g : 0);
+}
+template <int L, class V, std::size_t... I>
+ANYCHIP_INLINE V fold(const V& x, const V& y, std::index_sequence<I...>) {
+  constexpr int N = sizeof...(I);
+  return __builtin_shufflevector(x, y, fold_lane<N, L, false>(I)...) +
+         __builtin_shufflevector(x, y, fold_lane<N, L, true>(I)...);
+}
+template <int L, class V, class Seq>
+ANYCHIP_INLINE V fold_self(const V& x, Seq seq) {
+  if constexpr (L >= 2) return fold_self<L / 2>(fold<L>(x, x, seq), seq);
+  else return x;
+}
+// out[0..3] = the lane sums of a, b, c, d (about a quarter of the work of four hsums).
+template <int W>
+ANYCHIP_INLINE void hsum4(const typename Vec<W>::F& a, const typename Vec<W>::F& b,
+                          const typename Vec<W>::F& c, const typename Vec<W>::F& d, float* out) {
+  constexpr auto seq = std::make_index_sequence<W>{};
+  const auto x = fold_self<W / 4>(fold<W / 2>(fold<W>(a, b, seq), fold<W>(c, d, seq), seq), seq);
+  for (int l = 0; l < 4; ++l) out[l] = x[l];
+}
+
 // exp(x) for x <= 0 (Cephes expf: Cody-Waite reduction, degree-6 polynomial, ~1 ulp);
 // exactly 0 below -87, so a masked score (-inf) gives 0.
 template <int W>
-ANYCHIP_INLINE typename Vec<W>::F exp_nonpositive(typename Vec<W>::F x) {
+ANYCHIP_INLINE typename Vec<W>::F exp_nonpositive(const typename Vec<W>::F& x) {
   using F = typename Vec<W>::F;
   using I = typename Vec<W>::I;
   const F lo = splat<F>(-87.0f);
@@ -192,6 +224,11 @@ ANYCHIP_INLINE typename Vec<W>::F exp_nonpositive(typename Vec<W>::F x) {
   return x < lo ? F{} : result;
 }
 
+// Register blocking of the two products: W=16 (32 zmm registers) takes 4 x 4 blocks,
+// the narrower ISAs (16 registers) 2 x 4 for Q K^T and 4 x 2 for P V.
+template <int W> inline constexpr int kQkRows = W == 16 ? 4 : 2;
+template <int W> inline constexpr int kPvVecs = W == 16 ? 4 : 2;
+
 // s[r][j] = q_r . k_j for an RB x KB block.
 template <int W, int RB, int KB>
 ANYCHIP_INLINE void qk_block(const float* q, int64_t qs, const float* k, int64_t ks, int64_t dp,
@@ -208,28 +245,36 @@ ANYCHIP_INLINE void qk_block(const float* q, int64_t qs, const float* k, int64_t
       for (int kb = 0; kb < KB; ++kb) acc[rb][kb] += qv * kv[kb];
     }
   }
-  for (int rb = 0; rb < RB; ++rb)
-    for (int kb = 0; kb < KB; ++kb) s[rb * ss + kb] = hsum<W>(acc[rb][kb]);
+  for (int rb = 0; rb < RB; ++rb) {
+    if constexpr (KB == 4) {
+      hsum4<W>(acc[rb][0], acc[rb][1], acc[rb][2], acc[rb][3], s + rb * ss);
+    } else {
+      for (int kb = 0; kb < KB; ++kb) s[rb * ss + kb] = hsum<W>(acc[rb][kb]);
+    }
+  }
 }
 
 template <int W, int RB>
-ANYCHIP_INLINE void qk_rows(const float* q, int64_t dp, const float* k, int64_t keys, float* s,
-                            int64_t ss) {
+ANYCHIP_INLINE void qk_rows(const float* q, int64_t dp, const float* k, int64_t ks, int64_t keys,
+                            float* s, int64_t ss) {
   int64_t j = 0;
-  for (; j + 4 <= keys; j += 4) qk_block<W, RB, 4>(q, dp, k + j * dp, dp, dp, s + j, ss);
-  for (; j < keys; ++j) qk_block<W, RB, 1>(q, dp, k + j * dp, dp, dp, s + j, ss);
+  for (; j + 4 <= keys; j += 4) qk_block<W, RB, 4>(q, dp, k + j * ks, ks, dp, s + j, ss);
+  for (; j < keys; ++j) qk_block<W, RB, 1>(q, dp, k + j * ks, ks, dp, s + j, ss);
 }
 
-// S [rows][ss] = Q [rows][dp] . K [keys][dp]^T.
+// S [rows][ss] = Q [rows][dp] . K^T, K's rows ks floats apart.
 template <int W>
-ANYCHIP_INLINE void qk_tile(const float* q, int64_t rows, const float* k, int64_t keys,
+ANYCHIP_INLINE void qk_tile(const float* q, int64_t rows, const float* k, int64_t ks, int64_t keys,
                             int64_t dp, float* s, int64_t ss) {
+  constexpr int RB = kQkRows<W>;
   int64_t r = 0;
-  for (; r + 2 <= rows; r += 2) qk_rows<W, 2>(q + r * dp, dp, k, keys, s + r * ss, ss);
-  for (; r < rows; ++r) qk_rows<W, 1>(q + r * dp, dp, k, keys, s + r * ss, ss);
+  for (; r + RB <= rows; r += RB) qk_rows<W, RB>(q + r * dp, dp, k, ks, keys, s + r * ss, ss);
+  if constexpr (RB > 2)
+    for (; r + 2 <= rows; r += 2) qk_rows<W, 2>(q + r * dp, dp, k, ks, keys, s + r * ss, ss);
+  for (; r < rows; ++r) qk_rows<W, 1>(q + r * dp, dp, k, ks, keys, s + r * ss, ss);
 }
 
-// acc[r][d0 .. d0 + DB*W) += sum_j p[r][j] v[j][...] for an RB-row block.
+// acc[r][0 .. DB*W) += sum_j p[r][j] v[j][0 .. DB*W) for an RB-row block.
 template <int W, int RB, int DB>
 ANYCHIP_INLINE void pv_block(const float* p, int64_t ps, const float* v, int64_t vs, int64_t keys,
                              float* acc, int64_t as) {
@@ -250,20 +295,60 @@ ANYCHIP_INLINE void pv_block(const float* p, int64_t ps, const float* v, int64_t
 }
 
 template <int W, int RB>
-ANYCHIP_INLINE void pv_rows(const float* p, int64_t ps, const float* v, int64_t keys, int64_t dp,
-                            float* acc) {
+ANYCHIP_INLINE void pv_rows(const float* p, int64_t ps, const float* v, int64_t vs, int64_t keys,
+                            int64_t dp, float* acc) {
+  constexpr int DB = kPvVecs<W>;
   int64_t d = 0;
-  for (; d + 2 * W <= dp; d += 2 * W) pv_block<W, RB, 2>(p, ps, v + d, dp, keys, acc + d, dp);
-  for (; d < dp; d += W) pv_block<W, RB, 1>(p, ps, v + d, dp, keys, acc + d, dp);
+  for (; d + DB * W <= dp; d += DB * W) pv_block<W, RB, DB>(p, ps, v + d, vs, keys, acc + d, dp);
+  for (; d < dp; d += W) pv_block<W, RB, 1>(p, ps, v + d, vs, keys, acc + d, dp);
 }
 
-// ACC [rows][dp] += P [rows][ps] . V [keys][dp].
+// ACC [rows][dp] += P [rows][ps] . V, V's rows vs floats apart.
 template <int W>
-ANYCHIP_INLINE void pv_tile(const float* p, int64_t rows, int64_t ps, const float* v,
+ANYCHIP_INLINE void pv_tile(const float* p, int64_t rows, int64_t ps, const float* v, int64_t vs,
                             int64_t keys, int64_t dp, float* acc) {
   int64_t r = 0;
-  for (; r + 4 <= rows; r += 4) pv_rows<W, 4>(p + r * ps, ps, v, keys, dp, acc + r * dp);
-  for (; r < rows; ++r) pv_rows<W, 1>(p + r * ps, ps, v, keys, dp, acc + r * dp);
+  for (; r + 4 <= rows; r += 4) pv_rows<W, 4>(p + r * ps, ps, v, vs, keys, dp, acc + r * dp);
+  for (; r < rows; ++r) pv_rows<W, 1>(p + r * ps, ps, v, vs, keys, dp, acc + r * dp);
+}
+
+template <int W>
+ANYCHIP_INLINE float hmax(const typename Vec<W>::F& v) {
+  float m = v[0];
+  for (int l = 1; l < W; ++l) m = std::max(m, v[l]);
+  return m;
+}
+
+// Folds one tile's scores s[0..nv) of a row into its running (m, l, acc): s becomes
+// exp(s - m_new) and the row's previous sum and accumulator are rescaled. s holds at least
+// round_up(nv, W) entries.
+template <int W>
+ANYCHIP_INLINE void online_softmax_row(float* s, int64_t nv, float& m, float& l, float* acc,
+                                       int64_t dp) {
+  using F = typename Vec<W>::F;
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  const int64_t nvp = round_up(nv, W);
+  std::fill(s + nv, s + nvp, kNegInf);  // exp gives 0 there
+  F mx = splat<F>(kNegInf);
+  for (int64_t j = 0; j < nvp; j += W) {
+    const F x = vload<F>(s + j);
+    mx = x > mx ? x : mx;
+  }
+  const float m_new = std::max(m, hmax<W>(mx));
+  const float alpha = std::exp(m - m_new);  // 0 on the first visible tile (m = -inf)
+  const F mv = splat<F>(m_new);
+  F sum = F{};
+  for (int64_t j = 0; j < nvp; j += W) {
+    const F e = exp_nonpositive<W>(vload<F>(s + j) - mv);
+    vstore(s + j, e);
+    sum += e;
+  }
+  l = l * alpha + hsum<W>(sum);
+  m = m_new;
+  if (alpha != 1.0f) {
+    const F av = splat<F>(alpha);
+    for (int64_t d = 0; d < dp; d += W) vstore(acc + d, vload<F>(acc + d) * av);
+  }
 }
 
 // Loads n rows of `dim` elements, `stride` apart in the source, into [n][padded] fp32.
@@ -279,7 +364,6 @@ void load_rows(const Plan& pl, const void* base, int64_t offset, int64_t stride,
 // One task: row tile `tile` of KV head hk in batch b, keys of split `split`.
 template <int W>
 ANYCHIP_INLINE void attention_task(const Plan& pl, int64_t task, float* scratch) {
-  using F = typename Vec<W>::F;
   const AttentionProblem& p = *pl.p;
   const int64_t split = task % pl.splits;
   int64_t rest = task / pl.splits;
@@ -311,7 +395,6 @@ ANYCHIP_INLINE void attention_task(const Plan& pl, int64_t task, float* scratch)
     l[r] = 0;
     std::fill(acc + r * dvp, acc + (r + 1) * dvp, 0.0f);
   }
-  std::fill(st, st + R * Bc, 0.0f);
 
   // Rows are in position order, so the last row sees the most keys.
   const int64_t visible = std::max<int64_t>(0, last[rows - 1] + 1);
@@ -322,34 +405,27 @@ ANYCHIP_INLINE void attention_task(const Plan& pl, int64_t task, float* scratch)
 
   for (int64_t j0 = kv_begin; j0 < kv_end; j0 += Bc) {
     const int64_t n = std::min(Bc, kv_end - j0);
-    load_rows(pl, pl.k, ((b * p.seq_kv + j0) * p.heads_kv + hk) * Dk, k_stride, n, Dk, dkp, kt);
-    load_rows(pl, pl.v, ((b * p.seq_kv + j0) * p.heads_kv + hk) * Dv, v_stride, n, Dv, dvp, vt);
-    qk_tile<W>(qt, rows, kt, n, dkp, st, Bc);
+    const int64_t k_offset = ((b * p.seq_kv + j0) * p.heads_kv + hk) * Dk;
+    const int64_t v_offset = ((b * p.seq_kv + j0) * p.heads_kv + hk) * Dv;
+    const float *kp = kt, *vp = vt;
+    int64_t ks = dkp, vs = dvp;
+    if (pl.direct) {  // f32 rows already padded: read them in place
+      kp = static_cast<const float*>(pl.k) + k_offset;
+      vp = static_cast<const float*>(pl.v) + v_offset;
+      ks = k_stride;
+      vs = v_stride;
+    } else {
+      load_rows(pl, pl.k, k_offset, k_stride, n, Dk, dkp, kt);
+      load_rows(pl, pl.v, v_offset, v_stride, n, Dv, dvp, vt);
+    }
+    qk_tile<W>(qt, rows, kp, ks, n, dkp, st, Bc);
     for (int64_t r = 0; r < rows; ++r) {
       float* sr = st + r * Bc;
       const int64_t nv = std::min(n, last[r] - j0 + 1);  // the visible prefix of this tile
-      if (nv <= 0) {
-        std::fill(sr, sr + n, 0.0f);
-        continue;
-      }
-      float tile_max = sr[0];
-      for (int64_t j = 1; j < nv; ++j) tile_max = std::max(tile_max, sr[j]);
-      const float m_new = std::max(m[r], tile_max);
-      const float alpha = std::exp(m[r] - m_new);  // 0 on the first visible tile
-      const F mv = splat<F>(m_new);
-      for (int64_t j = 0; j < nv; j += W) vstore(sr + j, exp_nonpositive<W>(vload<F>(sr + j) - mv));
-      std::fill(sr + nv, sr + n, 0.0f);
-      float sum = 0;
-      for (int64_t j = 0; j < nv; ++j) sum += sr[j];
-      l[r] = l[r] * alpha + sum;
-      m[r] = m_new;
-      if (alpha != 1.0f) {
-        float* ar = acc + r * dvp;
-        const F av = splat<F>(alpha);
-        for (int64_t d = 0; d < dvp; d += W) vstore(ar + d, vload<F>(ar + d) * av);
-      }
+      if (nv > 0) online_softmax_row<W>(sr, nv, m[r], l[r], acc + r * dvp, dvp);
+      std::fill(sr + std::max<int64_t>(nv, 0), sr + n, 0.0f);
     }
-    pv_tile<W>(st, rows, Bc, vt, n, dvp, acc);
+    pv_tile<W>(st, rows, Bc, vp, vs, n, dvp, acc);
   }
 
   if (pl.splits == 1) {
@@ -449,11 +525,14 @@ void attention(const AttentionProblem& p, ConstOperand q, ConstOperand k, ConstO
   pl.rows = p.seq_q * pl.group;
   pl.dkp = round_up(p.head_dim, kPad);
   pl.dvp = round_up(p.head_dim_v, kPad);
-  // About 64 KiB for the K/V tile and for the Q tile plus accumulators (L2-resident).
+  pl.direct = p.dtype == DType::f32 && pl.dkp == p.head_dim && pl.dvp == p.head_dim_v;
+  // About 64 KiB of K/V tile (L2-resident).
   const int64_t width = std::max<int64_t>(pl.dkp + pl.dvp, kPad);
   pl.kv_tile = std::clamp<int64_t>(16384 / width / kPad * kPad, kPad, 128);
-  pl.rows_per_tile = std::min(std::clamp<int64_t>(16384 / width, 8, kMaxRowsPerTile), pl.rows);
-  pl.row_tiles = (pl.rows + pl.rows_per_tile - 1) / pl.rows_per_tile;
+  // Up to ~128 KiB of Q tile and accumulators, in tiles of equal size.
+  const int64_t max_rows = std::clamp<int64_t>(32768 / width, 8, kMaxRowsPerTile);
+  pl.row_tiles = (pl.rows + max_rows - 1) / max_rows;
+  pl.rows_per_tile = (pl.rows + pl.row_tiles - 1) / pl.row_tiles;
 
   // Split the keys when there are too few row tiles to give every core a few tasks,
   // keeping at least 4 K/V tiles per split.
