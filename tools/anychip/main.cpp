@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "anychip/anychip.hpp"
+#include "tools/anychip/suite.hpp"
 
 using nlohmann::json;
 namespace ac = anychip;
@@ -306,10 +307,15 @@ int main(int argc, char** argv) {
   attention->add_option("--dtype", att_dtype, "bf16, f16 or f32")->check(CLI::IsMember({"bf16", "f16", "f32"}));
   add_run_flags(attention, att_opt);
 
+  anychip::cli::register_suite_commands(app);
+
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::Error& e) {
     return app.exit(e);
+  } catch (const ac::Error& e) {
+    std::fprintf(stderr, "anychip: error: %s\n", e.what());
+    return 1;
   }
 
   try {
