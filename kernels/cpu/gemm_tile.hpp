@@ -72,25 +72,18 @@ template <class K, bool Scaled>
 using KernelFn = void (*)(std::int64_t, const typename K::APack*, const typename K::BPack*, float*,
                           std::int64_t, const float*, std::int64_t, const float*, bool);
 
-// The row blocks of a tile of mc rows: blocks of mr, except that a small remainder is
-// merged with the block before it and the two split evenly (128 = 8 x 14 + 8 + 8 rather
-// than 9 x 14 + 2: a block of very few rows has too few accumulators to hide the
-// latency of the multiply-adds). Returns the number of blocks; rows[b] is block b's size.
+// Rows of the row block that starts `left` rows before the end of a tile: mr, except
+// that a small remainder is merged with the block before it and the two are split evenly
+// (128 rows = 8 x 14 + 8 + 8 rather than 9 x 14 + 2: a block of very few rows has too few
+// accumulators to hide the latency of the multiply-adds).
 template <int Mr>
-int row_blocks(std::int64_t mc, std::int64_t* rows) {
-  const std::int64_t full = mc / Mr, rem = mc % Mr;
-  int n = 0;
-  for (std::int64_t b = 0; b < full; ++b) rows[n++] = Mr;
-  if (rem != 0 && rem < (Mr + 1) / 2 && full > 0) {
-    rows[n - 1] = (Mr + rem + 1) / 2;
-    rows[n++] = (Mr + rem) / 2;
-  } else if (rem != 0) {
-    rows[n++] = rem;
-  }
-  return n;
+constexpr std::int64_t row_block(std::int64_t left) {
+  if (left <= Mr) return left;
+  if (left < 2 * Mr && left - Mr < (Mr + 1) / 2) return (left + 1) / 2;
+  return Mr;
 }
 
-// kernel<1..mr> as a table indexed by rows - 1, for the last row block of a tile.
+// kernel<1..mr> as a table indexed by rows - 1.
 template <class K, bool Scaled, std::size_t... I>
 constexpr std::array<KernelFn<K, Scaled>, sizeof...(I)> make_kernel_table(std::index_sequence<I...>) {
   return {&K::template kernel<static_cast<int>(I) + 1, Scaled>...};
@@ -105,8 +98,6 @@ void run_tile_impl(const GemmArgs& g, const Tile& t, std::byte* ws) {
   auto* cbuf = reinterpret_cast<float*>(ws + w.a_bytes() + w.b_bytes());
   auto* sa = reinterpret_cast<float*>(ws + w.a_bytes() + w.b_bytes() + w.c_bytes());
   auto* sb = reinterpret_cast<float*>(ws + w.a_bytes() + w.b_bytes() + w.c_bytes() + w.sa_bytes());
-  std::int64_t block_rows[1024];
-  const int n_row_blocks = row_blocks<K::mr>(t.mc, block_rows);
   if (g.k == 0) std::memset(cbuf, 0, sizeof(float) * t.mc * w.ldc);
 
   const std::int64_t k_blocks_total = g.k / 128;  // scale columns (Scaled only)
@@ -129,8 +120,9 @@ void run_tile_impl(const GemmArgs& g, const Tile& t, std::byte* ws) {
     }
     const std::int64_t panel = K::panel_elems(kc);
     // ir outer: one A row block stays in L1 while the B micro-panels stream from L2.
-    for (std::int64_t blk = 0, ir = 0; blk < n_row_blocks; ir += block_rows[blk++]) {
-      const auto kernel = kernels[static_cast<std::size_t>(block_rows[blk] - 1)];
+    for (std::int64_t ir = 0, rows = 0; ir < t.mc; ir += rows) {
+      rows = row_block<K::mr>(t.mc - ir);
+      const auto kernel = kernels[static_cast<std::size_t>(rows - 1)];
       for (std::int64_t jr = 0; jr < t.nc; jr += K::nr) {
         const float* sb_panel = Scaled ? sb + ((t.j0 + jr) / 128 - first_col_block) * w.kblocks : nullptr;
         kernel(kc, apack + ir * K::lda, bpack + (jr / K::nr) * panel, cbuf + ir * w.ldc + jr, w.ldc,
