@@ -4,10 +4,11 @@
 // `rows_per_tile` (query position, query head) pairs that read the same KV head, taken
 // in (position, head-in-group) order: under GQA/MQA all the query heads of one KV head
 // share every K/V tile loaded, and an Sq=1 decode still fills a tile. Each task walks
-// its keys in tiles of `kv_tile`: it converts the K and V tile to fp32 once, computes the
-// scores S = Q K^T for the whole row tile, and folds them into a running max m, sum l and
-// accumulator acc per row (online softmax), so no Sq x Skv matrix ever exists. Causal
-// masking is a per-row prefix: row i sees keys 0 .. i + Skv - Sq.
+// its keys in tiles of `kv_tile`: it converts the K and V tile to fp32 once (f32 rows
+// whose length is a multiple of 16 are read in place), computes the scores S = Q K^T for
+// the whole row tile, and folds them into a running max m, sum l and accumulator acc per
+// row (online softmax), so no Sq x Skv matrix ever exists. Causal masking is a per-row
+// prefix: row i sees keys 0 .. i + Skv - Sq. The scale is folded into Q as it is loaded.
 //
 // When (batch x KV heads x row tiles) is too few to keep every core busy (decode
 // against a long KV), the key range is also split; each split leaves its (m, l, acc)
@@ -16,7 +17,8 @@
 // The arithmetic is written once over a SIMD width W with GCC vector types and compiled
 // three times: AVX-512 (W=16), AVX2+FMA (W=8) and baseline SSE2 (W=4), chosen at run time
 // by cpu::isa(). Tiles are padded to a multiple of 16 floats with zeros so that the
-// inner loops have no tails.
+// inner loops have no tails. Q K^T is computed as dot products in 4-key blocks whose four
+// horizontal sums share one shuffle tree; P V as broadcast-FMA over rows of V.
 #include <oneapi/tbb/blocked_range.h>
 #include <oneapi/tbb/cache_aligned_allocator.h>
 #include <oneapi/tbb/enumerable_thread_specific.h>
@@ -112,7 +114,7 @@ struct Plan {
   int64_t kv_tile = 0;        // keys per K/V tile (a multiple of kPad)
   int64_t splits = 1;         // KV splits per row tile
   int64_t dkp = 0, dvp = 0;   // head dims padded to kPad
-  bool direct = false;        // f32 K/V with padded head dims: no conversion copy
+  bool direct = false;        // f32 K/V with head dims a multiple of kPad: read in place
   float* partial = nullptr;   // splits > 1: per (row tile, split) R x (2 + dvp): m, l, acc
 
   int64_t partial_row_floats() const { return 2 + dvp; }
@@ -446,6 +448,8 @@ ANYCHIP_INLINE void attention_task(const Plan& pl, int64_t task, float* scratch)
     std::memcpy(pr + 2, acc + r * dvp, static_cast<std::size_t>(dvp) * 4);
   }
 }
+
+#undef ANYCHIP_INLINE
 
 // Merges the splits of row r of row tile `group_index` (tasks group_index*splits + s).
 void merge_row(const Plan& pl, int64_t group_index, int64_t r, float* out_row) {
