@@ -206,9 +206,12 @@ int main(int argc, char** argv) {
       std::printf("anychip cpu::gemm_fp8 (E4M3, 1x128 / 128x128 UE8M0 scales, %s out) vs OpenBLAS cblas_sgemm on the same inputs dequantized to fp32\n",
                   std::string(dtype_name(opt.out)).c_str());
       std::printf("ours: isa=%s, %d threads (oneTBB)\n", isa.c_str(), threads);
-      if (have_peer)
+      if (have_peer) {
         std::printf("peer: OpenBLAS core=%s, %d threads (%s)\n", peer_core.c_str(), peer_threads, peer_config.c_str());
-      else if (opt.ours_only)
+        for (const char* pin : {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"})
+          if (const char* v = std::getenv(pin))
+            std::printf("note: %s=%s is set and may hold OpenBLAS below its best (./run bench unsets it)\n", pin, v);
+      } else if (opt.ours_only)
         std::printf("peer: skipped (--ours-only)\n");
       else
         std::printf("peer: missing (built without OpenBLAS); reporting ours only\n");

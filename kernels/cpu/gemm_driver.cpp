@@ -79,20 +79,24 @@ void run_gemm(const GemmArgs& g, const Engine& e) {
 
   const std::int64_t tiles_n = ceil_div(g.n, nc);
   const std::size_t ws_bytes = e.workspace_bytes(mc, nc);
-  tbb::parallel_for(
-      tbb::blocked_range<std::int64_t>(0, tiles(), 1),
-      [&](const tbb::blocked_range<std::int64_t>& r) {
-        std::byte* ws = thread_workspace(ws_bytes);
-        for (std::int64_t t = r.begin(); t < r.end(); ++t) {
-          Tile tile;
-          tile.i0 = (t / tiles_n) * mc;
-          tile.j0 = (t % tiles_n) * nc;
-          tile.mc = std::min(mc, g.m - tile.i0);
-          tile.nc = std::min(nc, g.n - tile.j0);
-          e.tile(g, tile, ws);
-        }
-      },
-      tbb::simple_partitioner());
+  auto run_tiles = [&](const tbb::blocked_range<std::int64_t>& r) {
+    std::byte* ws = thread_workspace(ws_bytes);
+    for (std::int64_t t = r.begin(); t < r.end(); ++t) {
+      Tile tile;
+      tile.i0 = (t / tiles_n) * mc;
+      tile.j0 = (t % tiles_n) * nc;
+      tile.mc = std::min(mc, g.m - tile.i0);
+      tile.nc = std::min(nc, g.n - tile.j0);
+      e.tile(g, tile, ws);
+    }
+  };
+  // Below a few microseconds of work, waking the other threads costs more than it saves.
+  constexpr double kSerialFlops = 2e6;
+  const tbb::blocked_range<std::int64_t> all(0, tiles(), 1);
+  if (threads == 1 || 2.0 * g.m * g.n * std::max<std::int64_t>(g.k, 1) < kSerialFlops)
+    run_tiles(all);
+  else
+    tbb::parallel_for(all, run_tiles, tbb::simple_partitioner());
 }
 
 }  // namespace anychip::kernels::cpu::gemm_detail
