@@ -1,6 +1,7 @@
 // The AVX2+FMA GEMM engine (Isa::avx2): every input (FP8, bf16, f32) is decoded to fp32
-// while packing, and a 6 x 16 fp32 FMA micro-kernel (12 ymm accumulators, two B loads
-// and six A broadcasts per K step) computes the tile.
+// while packing (8 values at a time; B panels through 8 x 8 transposes), and a 6 x 16 fp32
+// FMA micro-kernel (12 ymm accumulators, two B loads and six A broadcasts per K step)
+// computes the tile.
 //
 // Compiled for AVX2+FMA by the #pragma below; headers come before it so that their inline
 // functions keep the baseline target (see gemm_avx512.cpp).
@@ -18,12 +19,71 @@
 #include <immintrin.h>
 
 #pragma GCC push_options
-#pragma GCC target("avx2,fma,bmi,bmi2")
+#pragma GCC target("avx2,fma,f16c,bmi,bmi2")
 
 #include "kernels/cpu/gemm_tile.hpp"
 
 namespace anychip::kernels::cpu::gemm_detail {
 namespace {
+
+// 8 elements of a row-major matrix (FP8, bf16 or f32) as fp32, exactly.
+// FP8 goes through binary16 and F16C: an E5M2 byte is the high byte of the binary16 of
+// the same value; an E4M3 magnitude shifted left by 7 is the binary16 of value / 2^8, for
+// normal and subnormal values alike (the exponent biases differ by 8), so one vcvtph2ps
+// and an exact multiply by 256 decode it; 0x7F/0xFF (NaN) is patched afterwards.
+struct Avx2RowLoader {
+  DType dtype;
+  const unsigned char* base;
+  std::int64_t ld;  // elements per row
+
+  __m256 load8(std::int64_t row, std::int64_t k, std::int64_t valid) const {
+    const std::size_t size = dtype == DType::f32 ? 4 : dtype == DType::bf16 ? 2 : 1;
+    const unsigned char* p = base + static_cast<std::size_t>(row * ld + k) * size;
+    alignas(32) unsigned char tail[32] = {};
+    if (valid < 8) {  // the last elements of a K chunk: zero-padded copy
+      std::memcpy(tail, p, static_cast<std::size_t>(valid) * size);
+      p = tail;
+    }
+    switch (dtype) {
+      case DType::f32: return _mm256_loadu_ps(reinterpret_cast<const float*>(p));
+      case DType::bf16:
+        return _mm256_castsi256_ps(
+            _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+      case DType::f8e5m2: {
+        const __m128i w = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+        return _mm256_cvtph_ps(_mm_slli_epi16(w, 8));
+      }
+      default: {  // f8e4m3
+        const __m128i w = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+        const __m128i magnitude = _mm_and_si128(w, _mm_set1_epi16(0x7F));
+        const __m128i sign = _mm_slli_epi16(_mm_and_si128(w, _mm_set1_epi16(0x80)), 8);
+        const __m128i half = _mm_or_si128(_mm_slli_epi16(magnitude, 7), sign);
+        const __m256 value = _mm256_mul_ps(_mm256_cvtph_ps(half), _mm256_set1_ps(256.0f));
+        const __m256i nan = _mm256_cvtepi16_epi32(_mm_cmpeq_epi16(magnitude, _mm_set1_epi16(0x7F)));
+        return _mm256_blendv_ps(value, _mm256_set1_ps(__builtin_nanf("")), _mm256_castsi256_ps(nan));
+      }
+    }
+  }
+};
+
+// In-place transpose of 8 x 8 floats held in 8 ymm (row r in v[r]; afterwards column c).
+inline void transpose_8x8_ps(__m256 v[8]) {
+  __m256 t[8], u[8];
+  for (int r = 0; r < 8; r += 2) {
+    t[r] = _mm256_unpacklo_ps(v[r], v[r + 1]);
+    t[r + 1] = _mm256_unpackhi_ps(v[r], v[r + 1]);
+  }
+  for (int r = 0; r < 8; r += 4) {
+    u[r + 0] = _mm256_shuffle_ps(t[r], t[r + 2], 0x44);
+    u[r + 1] = _mm256_shuffle_ps(t[r], t[r + 2], 0xEE);
+    u[r + 2] = _mm256_shuffle_ps(t[r + 1], t[r + 3], 0x44);
+    u[r + 3] = _mm256_shuffle_ps(t[r + 1], t[r + 3], 0xEE);
+  }
+  for (int j = 0; j < 4; ++j) {
+    v[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
+    v[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
+  }
+}
 
 struct Avx2FmaEngine {
   using APack = float;
@@ -35,11 +95,30 @@ struct Avx2FmaEngine {
 
   static void pack_a(const GemmArgs& g, std::int64_t i0, std::int64_t mc, std::int64_t k0, std::int64_t kc_,
                      APack* dst) {
-    pack_a_f32_rows<lda>(g, i0, mc, k0, kc_, dst);
+    const Avx2RowLoader a{g.a_dtype, static_cast<const unsigned char*>(g.a), g.k};
+    for (std::int64_t i = 0; i < mc; ++i)
+      for (std::int64_t k = 0; k < kc_; k += 8)  // writes up to round_up(kc, 8) <= lda
+        _mm256_store_ps(dst + i * lda + k, a.load8(i0 + i, k0 + k, kc_ - k));
   }
+
+  // Panel p: dst[k*16 + j] = B[j0 + 16p + j, k0 + k] (zero past n).
   static void pack_b(const GemmArgs& g, std::int64_t j0, std::int64_t nc, std::int64_t k0, std::int64_t kc_,
                      BPack* dst) {
-    pack_b_f32_panels<nr>(g, j0, nc, k0, kc_, dst);
+    const Avx2RowLoader b{g.b_dtype, static_cast<const unsigned char*>(g.b), g.k};
+    for (std::int64_t jp = 0; jp < nc; jp += nr) {
+      float* panel = dst + (jp / nr) * panel_elems(kc_);
+      for (int group = 0; group < 2; ++group) {
+        const std::int64_t n0 = j0 + jp + 8 * group;
+        for (std::int64_t k = 0; k < kc_; k += 8) {
+          __m256 v[8];
+          for (int r = 0; r < 8; ++r)
+            v[r] = n0 + r < g.n ? b.load8(n0 + r, k0 + k, kc_ - k) : _mm256_setzero_ps();
+          transpose_8x8_ps(v);  // v[q]: K index k + q of the 8 columns
+          const std::int64_t steps = std::min<std::int64_t>(8, kc_ - k);
+          for (std::int64_t q = 0; q < steps; ++q) _mm256_store_ps(panel + (k + q) * nr + 8 * group, v[q]);
+        }
+      }
+    }
   }
 
   template <int MR, bool Scaled>

@@ -4,7 +4,7 @@
 // targets and chosen here from CPUID (and XGETBV: the OS must save the wider registers).
 //   avx512bf16  AVX-512 F/BW/VL/DQ + AVX512_BF16 (vdpbf16ps), e.g. AMD Zen 4, Intel
 //               Cooper Lake / Sapphire Rapids
-//   avx2        AVX2 + FMA (Intel Haswell, AMD Zen 1 and later)
+//   avx2        AVX2 + FMA + F16C + BMI1/2 (Intel Haswell, AMD Zen 1 and later)
 //   generic     portable C++
 // ANYCHIP_CPU_ISA=avx2|generic forces a lower path (tests, comparisons); naming a path
 // above what the CPU has keeps the detected one; any other value is an error.
@@ -28,20 +28,21 @@ namespace {
 Isa detect() {
   unsigned eax, ebx, ecx, edx;
   if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return Isa::generic;
-  const bool osxsave = ecx & (1u << 27), avx = ecx & (1u << 28), fma = ecx & (1u << 12);
+  const bool osxsave = ecx & (1u << 27), avx = ecx & (1u << 28), fma = ecx & (1u << 12), f16c = ecx & (1u << 29);
   if (!osxsave || !avx) return Isa::generic;
   unsigned xcr0_lo, xcr0_hi;
   __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
   const bool os_ymm = (xcr0_lo & 0x6u) == 0x6u;             // SSE and AVX state
   const bool os_zmm = (xcr0_lo & 0xE6u) == 0xE6u;           // + opmask, ZMM_Hi256, Hi16_ZMM
   if (!os_ymm || !__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return Isa::generic;
-  const bool avx2 = ebx & (1u << 5);
+  // The avx2 path is compiled for AVX2, FMA, F16C, BMI1 and BMI2 (all of Haswell / Zen).
+  const bool avx2 = (ebx & (1u << 5)) && fma && f16c && (ebx & (1u << 3)) && (ebx & (1u << 8));
   const bool avx512 = (ebx & (1u << 16)) && (ebx & (1u << 17)) && (ebx & (1u << 30)) && (ebx & (1u << 31));
   const unsigned max_subleaf = eax;
   bool bf16 = false;
   if (max_subleaf >= 1 && __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx)) bf16 = eax & (1u << 5);
-  if (os_zmm && avx512 && bf16 && fma && avx2) return Isa::avx512bf16;
-  if (avx2 && fma) return Isa::avx2;
+  if (os_zmm && avx512 && bf16 && avx2) return Isa::avx512bf16;
+  if (avx2) return Isa::avx2;
   return Isa::generic;
 }
 bool detect_avx512vbmi() {

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -149,6 +150,61 @@ TEST(Fp8Decode, TablesAgreeWithScalarConversionsOnEveryByte) {
         EXPECT_EQ(std::signbit(got), std::signbit(want)) << dtype_name(fp8) << " byte " << byte;
       }
     }
+  }
+}
+
+float fp8_value(DType fp8, std::uint8_t b) { return fp8 == DType::f8e4m3 ? e4m3_to_float(b) : e5m2_to_float(b); }
+
+// D = A * B^T with unit scales, where one operand holds FP8 bytes and the other is the
+// identity, so that D holds the decoded bytes themselves, exactly.
+std::vector<float> decode_through_gemm(DType fp8, const std::vector<std::uint8_t>& bytes, bool bytes_in_a) {
+  const std::int64_t k = 256, count = static_cast<std::int64_t>(bytes.size());
+  const std::uint8_t one = fp8 == DType::f8e4m3 ? 0x38 : 0x3C;
+  std::vector<std::uint8_t> values(k, 0), identity(static_cast<std::size_t>(count * k), 0);
+  std::copy(bytes.begin(), bytes.end(), values.begin());
+  for (std::int64_t i = 0; i < count; ++i) identity[static_cast<std::size_t>(i * k + i)] = one;
+  std::vector<std::uint8_t> unit_scales(static_cast<std::size_t>(count * 2), 127);  // 2^0
+  std::vector<float> d(static_cast<std::size_t>(count), std::nanf(""));
+  GemmFp8Problem p{bytes_in_a ? 1 : count, bytes_in_a ? count : 1, k, fp8, fp8, DType::ue8m0, DType::ue8m0,
+                   DType::f32};
+  const ConstOperand v{values.data(), unit_scales.data()}, id{identity.data(), unit_scales.data()};
+  cpu::gemm_fp8(p, bytes_in_a ? v : id, bytes_in_a ? id : v, {d.data(), nullptr});
+  return d;
+}
+
+TEST(GemmFp8, DecodesEveryFiniteFp8ByteExactlyInBothOperandsOnEveryIsa) {
+  for (const std::string& isa : supported_isas()) {
+    ScopedIsa force(isa.c_str());
+    for (DType fp8 : {DType::f8e4m3, DType::f8e5m2}) {
+      std::vector<std::uint8_t> finite;
+      for (unsigned b = 0; b < 256; ++b)
+        if (std::isfinite(fp8_value(fp8, static_cast<std::uint8_t>(b)))) finite.push_back(static_cast<std::uint8_t>(b));
+      for (bool in_a : {true, false}) {
+        const std::vector<float> d = decode_through_gemm(fp8, finite, in_a);
+        for (std::size_t i = 0; i < finite.size(); ++i)
+          EXPECT_EQ(d[i], fp8_value(fp8, finite[i]))
+              << "isa=" << isa << " " << dtype_name(fp8) << " byte " << int(finite[i]) << (in_a ? " in A" : " in B");
+      }
+    }
+  }
+}
+
+TEST(GemmFp8, NanInputGivesNanInItsRowOnly) {
+  for (const std::string& isa : supported_isas()) {
+    ScopedIsa force(isa.c_str());
+    const std::int64_t m = 3, n = 40, k = 128;
+    std::vector<std::uint8_t> a(m * k, 0x38), b(n * k, 0x38), sa(m, 127), sb(1, 127);  // all ones
+    a[1 * k + 77] = 0x7F;  // E4M3 NaN in row 1
+    std::vector<float> d(m * n);
+    cpu::gemm_fp8({m, n, k, DType::f8e4m3, DType::f8e4m3, DType::ue8m0, DType::ue8m0, DType::f32},
+                  {a.data(), sa.data()}, {b.data(), sb.data()}, {d.data(), nullptr});
+    for (std::int64_t i = 0; i < m; ++i)
+      for (std::int64_t j = 0; j < n; ++j) {
+        if (i == 1)
+          EXPECT_TRUE(std::isnan(d[i * n + j])) << "isa=" << isa << " (" << i << "," << j << ")";
+        else
+          EXPECT_EQ(d[i * n + j], 128.0f) << "isa=" << isa << " (" << i << "," << j << ")";
+      }
   }
 }
 
