@@ -195,6 +195,17 @@ class Executable {
   std::shared_ptr<detail::ExecutableImpl> impl_;
 };
 
+// The kernels `device` would run for `graph`, as text: what the backend renders for each
+// kernel (sim:* its tile program, cpu its plan, later CUDA C++ / OpenCL C). `format` is
+// "source" or a backend's binary-ish format ("ptx", "cubin") where it has one; a format
+// the device does not produce is Unsupported.
+std::string emit(const ir::Graph& graph, const Device& device, std::string_view format = "source");
+
+// The simulator's chip presets ("npu-ue8m0", "h800", ...) and a chip's description as
+// JSON (a preset name or the path of a chip JSON file; validated).
+std::vector<std::string> chip_presets();
+std::string chip_json(std::string_view preset_or_path);
+
 // Verifies the graph, lowers every op to a kernel for `device`, and compiles the kernels
 // (through the kernel cache). Throws InvalidGraph, or Unsupported naming the op the
 // device cannot run and why.

@@ -20,7 +20,8 @@ void attention(const AttentionProblem& p, ConstOperand q, ConstOperand k, ConstO
 void rmsnorm(const RmsNormProblem& p, ConstOperand x, ConstOperand w, double* out);
 void silu_mul(const SiluMulProblem& p, ConstOperand x, double* out);
 void add(const AddProblem& p, ConstOperand a, ConstOperand b, double* out);
-// The dequantized value of the quantized result (quantization is exact arithmetic, so
+// The dequantized value of the quantized result, fp8 x scale as an fp32 product (what
+// dequantize_blocks and HostTensor::values() read back; quantization is exact arithmetic, so
 // a backend must match it bit for bit; the conformance check compares these values).
 void quantize_fp8(const QuantizeProblem& p, ConstOperand x, double* out);
 void dequantize(const DequantizeProblem& p, ConstOperand x, double* out);

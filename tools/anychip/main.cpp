@@ -1,42 +1,22 @@
-// The `anychip` command: devices, run, bench gemm, bench attention.
+// The `anychip` command: devices, run, bench, emit, chip, suite.
 // It uses the public API (include/anychip) only.
-#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
-#include <optional>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "anychip/anychip.hpp"
+#include "tools/anychip/cli.hpp"
 #include "tools/anychip/suite.hpp"
 
 using nlohmann::json;
 namespace ac = anychip;
+using namespace anychip::cli;
 
 namespace {
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-std::string fixed(double v, int digits) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
-}
-
-std::string sci(double v) {
-  if (std::isnan(v)) return "nan";
-  if (std::isinf(v)) return "inf";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.2e", v);
-  return buf;
-}
 
 json dtype_list(const std::vector<ac::DType>& ds) {
   json a = json::array();
@@ -44,13 +24,11 @@ json dtype_list(const std::vector<ac::DType>& ds) {
   return a;
 }
 
-// ----- devices -----
-
 int cmd_devices(bool as_json) {
   std::vector<ac::DeviceInfo> devices = ac::list_devices();
   if (as_json) {
     json out = json::array();
-    for (const auto& d : devices) {
+    for (const auto& d : devices)
       out.push_back({{"id", d.id},
                      {"backend", d.backend},
                      {"name", d.name},
@@ -61,203 +39,132 @@ int cmd_devices(bool as_json) {
                      {"compute_units", d.compute_units},
                      {"dtypes", dtype_list(d.dtypes)},
                      {"scale_dtypes", dtype_list(d.scale_dtypes)}});
-    }
     std::cout << json{{"devices", out}}.dump(2) << "\n";
     return 0;
   }
   for (const auto& d : devices) {
-    std::cout << d.id << "\t" << (d.available ? "available" : "unavailable") << "\t" << d.name;
+    std::printf("%-22s %-12s %s", d.id.c_str(), d.available ? "available" : "unavailable", d.name.c_str());
     if (d.available)
-      std::cout << " (" << d.arch << ", " << d.compute_units << " units, "
-                << fixed(static_cast<double>(d.memory_bytes) / (1 << 30), 1) << " GiB)";
+      std::printf(" (%s, %d units, %s GiB)", d.arch.c_str(), d.compute_units,
+                  fixed(static_cast<double>(d.memory_bytes) / (1 << 30), 1).c_str());
     else
-      std::cout << ": " << d.unavailable_reason;
-    std::cout << "\n";
+      std::printf(": %s", d.unavailable_reason.c_str());
+    std::printf("\n");
   }
   return 0;
 }
 
-// ----- running a graph and reporting its kernels -----
-
-struct RunOptions {
-  std::string device = "cpu";
-  bool check = false;
-  bool json = false;
-  int warmup = 1;
-  int repeats = 5;
-  std::uint64_t seed = 1;
-  bool no_cache = false;
-};
-
-struct KernelRow {
-  ac::KernelInfo info;
-  double seconds = 0;  // median over repeats
-  std::optional<ac::KernelCheck> check;
-};
-
-struct RunResult {
-  std::vector<KernelRow> kernels;
-  double device_seconds = 0;  // median over repeats of the sum over kernels
-  double host_seconds = 0;    // median over repeats of run + synchronize, on the host clock
-  ac::CacheStats cache;
-  bool ok = true;
-};
-
-RunResult execute(const ac::ir::Graph& graph, const RunOptions& opt) {
-  ac::Device device = ac::Device::open(opt.device);
-  ac::CompileOptions copts;
-  copts.use_cache = !opt.no_cache;
-  ac::Executable exe = ac::compile(graph, device, copts);
-  ac::Stream stream = device.create_stream();
-  std::vector<ac::Tensor> inputs;
-  std::uint64_t seed = opt.seed;
-  for (ac::ir::ValueId v : graph.inputs())
-    inputs.push_back(device.upload(ac::HostTensor::random(graph.value(v).type, seed++), stream));
-  std::vector<ac::Tensor> outputs = exe.allocate_outputs();
-
-  RunResult r;
-  r.cache = exe.cache_stats();
-  const auto& kernels = exe.kernels();
-  std::vector<std::vector<double>> per_kernel(kernels.size());
-  std::vector<double> totals, host;
-  for (int i = 0; i < opt.warmup + std::max(opt.repeats, 1); ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    exe.run(stream, inputs, outputs);
-    stream.synchronize();
-    auto t1 = std::chrono::steady_clock::now();
-    if (i < opt.warmup) continue;
-    std::vector<double> s = exe.last_kernel_seconds(stream);
-    double total = 0;
-    for (std::size_t k = 0; k < s.size(); ++k) {
-      per_kernel[k].push_back(s[k]);
-      total += s[k];
-    }
-    totals.push_back(total);
-    host.push_back(std::chrono::duration<double>(t1 - t0).count());
-  }
-  r.device_seconds = median(totals);
-  r.host_seconds = median(host);
-  std::vector<ac::KernelCheck> checks;
-  if (opt.check) checks = exe.check_last_run(stream);
-  for (std::size_t k = 0; k < kernels.size(); ++k) {
-    KernelRow row{kernels[k], median(per_kernel[k]), std::nullopt};
-    if (opt.check) {
-      row.check = checks[k];
-      r.ok = r.ok && checks[k].ok;
-    }
-    r.kernels.push_back(std::move(row));
-  }
-  return r;
-}
-
-json kernel_json(const KernelRow& k) {
-  json j = {{"kernel", k.info.label},
-            {"op", k.info.op},
-            {"spec", k.info.spec},
-            {"device_seconds", k.seconds},
-            {"flops", k.info.flops},
-            {"tflops", k.seconds > 0 ? k.info.flops / k.seconds / 1e12 : 0.0},
-            {"gbps", k.seconds > 0 ? k.info.min_bytes / k.seconds / 1e9 : 0.0},
-            {"rel_err", nullptr},
-            {"tolerance", nullptr},
-            {"ok", nullptr}};
-  if (k.check) {
-    j["rel_err"] = std::isfinite(k.check->rel_err) ? json(k.check->rel_err) : json("inf");
-    j["tolerance"] = k.check->tolerance;
-    j["ok"] = k.check->ok;
-  }
-  return j;
-}
-
-void print_table(const std::string& title, const RunResult& r) {
-  std::printf("%s\n", title.c_str());
-  std::printf("  %-28s %12s %9s %9s %6s %10s %10s  %s\n", "kernel", "time (us)", "TFLOP/s", "GB/s",
-              "share", "rel_err", "tolerance", "check");
-  for (const KernelRow& k : r.kernels) {
-    double share = r.device_seconds > 0 ? 100.0 * k.seconds / r.device_seconds : 0;
-    std::printf("  %-28s %12s %9s %9s %5s%% %10s %10s  %s\n", k.info.label.c_str(),
-                fixed(k.seconds * 1e6, 1).c_str(),
-                fixed(k.seconds > 0 ? k.info.flops / k.seconds / 1e12 : 0, 3).c_str(),
-                fixed(k.seconds > 0 ? k.info.min_bytes / k.seconds / 1e9 : 0, 1).c_str(),
-                fixed(share, 1).c_str(), k.check ? sci(k.check->rel_err).c_str() : "-",
-                k.check ? sci(k.check->tolerance).c_str() : "-",
-                k.check ? (k.check->ok ? "ok" : "FAIL") : "-");
-  }
-  std::printf("  %-28s %12s\n", "total (median of repeats)", fixed(r.device_seconds * 1e6, 1).c_str());
-  std::printf("  kernel cache: %zu hits, %zu compiled\n", r.cache.hits, r.cache.misses);
-}
-
-int cmd_run(const std::string& file, const RunOptions& opt) {
+int cmd_run(const std::string& file, const RunOptions& opt, const std::vector<std::string>& compare) {
   ac::ir::Graph graph = ac::ir::parse_file(file);
-  RunResult r = execute(graph, opt);
-  if (opt.json) {
-    json ks = json::array();
-    for (const auto& k : r.kernels) ks.push_back(kernel_json(k));
-    std::cout << json{{"graph", graph.name()},
-                      {"device", opt.device},
-                      {"device_seconds", r.device_seconds},
-                      {"host_seconds", r.host_seconds},
-                      {"kernels", ks},
-                      {"ok", opt.check ? json(r.ok) : json(nullptr)}}
-                     .dump(2)
-              << "\n";
-  } else {
-    ac::Device device = ac::Device::open(opt.device);
-    print_table("graph @" + graph.name() + " on " + opt.device + " (" + device.info().name + ", " +
-                    device.info().arch + ")",
-                r);
-    if (opt.check) std::printf("%s\n", r.ok ? "check: every kernel matches the float64 reference"
-                                             : "check: FAILED (see the rows marked FAIL)");
+  std::vector<RunResult> runs{execute(graph, opt)};
+  for (const std::string& d : compare) {
+    RunOptions o = opt;
+    o.device = d;
+    o.trace_path.clear();
+    runs.push_back(execute(graph, o));
   }
-  return r.ok ? 0 : 1;
+  bool ok = true;
+  for (const RunResult& r : runs) ok = ok && r.ok;
+  if (opt.json) {
+    json devices = json::array();
+    for (const RunResult& r : runs) {
+      json ks = json::array();
+      for (const auto& k : r.kernels) ks.push_back(kernel_json(k));
+      devices.push_back({{"device", r.device}, {"device_seconds", r.device_seconds},
+                         {"host_seconds", r.host_seconds}, {"kernels", ks},
+                         {"ok", opt.check ? json(r.ok) : json(nullptr)}});
+    }
+    json out = devices[0];
+    out["graph"] = graph.name();
+    if (runs.size() > 1) out["compare"] = json(std::vector<json>(devices.begin() + 1, devices.end()));
+    out["ok"] = opt.check ? json(ok) : json(nullptr);
+    std::cout << out.dump(2) << "\n";
+  } else {
+    for (const RunResult& r : runs) {
+      print_table("graph @" + graph.name() + " on " + r.device + " (" + r.info.name + ", " + r.info.arch + ")", r);
+      std::printf("\n");
+    }
+    if (runs.size() > 1) print_comparison(runs);
+    if (opt.check)
+      std::printf("%s\n", ok ? "check: every kernel matches the float64 reference"
+                             : "check: FAILED (see the rows marked FAIL)");
+    if (!opt.trace_path.empty()) std::printf("trace of the %s run: %s (open it in ui.perfetto.dev)\n", opt.device.c_str(), opt.trace_path.c_str());
+  }
+  return ok ? 0 : 1;
 }
 
-// ----- bench -----
-
-int report_bench(const std::string& op, const json& shape, const ac::ir::Graph& graph, const RunOptions& opt) {
+int cmd_bench(const OpFlags& flags, const RunOptions& opt) {
+  ac::ir::Graph graph = op_graph(flags);
   RunResult r = execute(graph, opt);
   const KernelRow& k = r.kernels.front();
-  double flops = k.info.flops;
+  const json shape = op_shape_json(flags);
   if (opt.json) {
     json j = {{"device", opt.device},
-              {"op", op},
+              {"op", flags.op},
               {"shape", shape},
               {"device_seconds", r.device_seconds},
               {"host_seconds", r.host_seconds},
-              {"tflops", r.device_seconds > 0 ? flops / r.device_seconds / 1e12 : 0.0},
+              {"tflops", r.device_seconds > 0 ? k.info.flops / r.device_seconds / 1e12 : 0.0},
               {"gbps", r.device_seconds > 0 ? k.info.min_bytes / r.device_seconds / 1e9 : 0.0},
-              {"repeats", opt.repeats},
+              {"repeats", r.repeats},
               {"spec", k.info.spec},
               {"rel_err", nullptr},
               {"tolerance", nullptr},
               {"ok", nullptr}};
     for (auto& [key, value] : shape.items()) j[key] = value;
-    if (k.check) {
-      j["rel_err"] = std::isfinite(k.check->rel_err) ? json(k.check->rel_err) : json("inf");
-      j["tolerance"] = k.check->tolerance;
-      j["ok"] = k.check->ok;
+    json kj = kernel_json(k);
+    for (const char* key : {"rel_err", "tolerance", "ok", "cycles", "bound", "counters"})
+      if (kj.contains(key)) j[key] = kj[key];
+    if (k.counters.count("cycles")) {
+      json util = json::object();
+      for (const auto& [name, value] : k.counters)
+        if (name.rfind("util.", 0) == 0) util[name.substr(5)] = value;
+      j["utilization"] = util;
+      for (const char* key : {"hbm_bytes", "l2_bytes", "roofline_cycles"})
+        if (k.counters.count(key)) j[key] = k.counters.at(key);
     }
     std::cout << j.dump(2) << "\n";
   } else {
-    print_table(op + " " + shape.dump() + " on " + opt.device, r);
+    print_table(flags.op + " " + shape.dump() + " on " + opt.device, r);
   }
   return r.ok ? 0 : 1;
 }
 
-ac::DType parse_dtype_flag(const std::string& s, const char* flag) {
-  if (s == "fp32") return ac::DType::f32;
-  if (auto d = ac::dtype_from_name(s)) return *d;
-  throw ac::Error(ac::ErrorCode::InvalidArgument, std::string(flag) + ": unknown dtype '" + s + "'");
-}
-
 void add_run_flags(CLI::App* app, RunOptions& opt) {
-  app->add_option("--device", opt.device, "device string: cpu, sim:<chip>, opencl:<n>, level_zero:<n>, cuda:<n>");
+  app->add_option("--device", opt.device, "cpu, sim:<chip or chip.json>, opencl:<n>, level_zero:<n>, cuda:<n>");
   app->add_flag("--check", opt.check, "compare every kernel with the float64 reference");
   app->add_flag("--json", opt.json, "print one JSON object");
-  app->add_option("--warmup", opt.warmup, "untimed runs first")->check(CLI::NonNegativeNumber);
-  app->add_option("--repeats", opt.repeats, "timed runs (the median is reported)")->check(CLI::PositiveNumber);
+  app->add_option("--warmup", opt.warmup, "untimed runs first (default 1; 0 on sim:*)")->check(CLI::NonNegativeNumber);
+  app->add_option("--repeats", opt.repeats, "timed runs, the median is reported (default 5; 1 on sim:*)")
+      ->check(CLI::PositiveNumber);
   app->add_option("--seed", opt.seed, "seed of the random inputs");
   app->add_flag("--no-cache", opt.no_cache, "bypass the on-disk kernel cache");
+  app->add_flag("--no-data", opt.no_data, "sim:* only: model time without computing the data");
+  app->add_option("--trace", opt.trace_path, "write a Chrome trace (Perfetto) of the last run");
+}
+
+void add_shape_flags(CLI::App* app, OpFlags& f, bool attention) {
+  if (attention) {
+    app->add_option("--batch", f.batch)->check(CLI::PositiveNumber);
+    app->add_option("--heads", f.heads, "query heads")->check(CLI::PositiveNumber);
+    app->add_option("--kv-heads", f.kv_heads, "key/value heads (default: --heads)")->check(CLI::PositiveNumber);
+    app->add_option("--seq-q", f.seq_q)->check(CLI::PositiveNumber);
+    app->add_option("--seq-kv", f.seq_kv)->check(CLI::PositiveNumber);
+    app->add_option("--head-dim", f.head_dim, "Dk")->check(CLI::PositiveNumber);
+    app->add_option("--head-dim-v", f.head_dim_v, "Dv (default: Dk)")->check(CLI::PositiveNumber);
+    app->add_flag("--causal", f.causal, "causal mask, aligned bottom-right");
+  }
+  if (!attention || app->get_name() == "emit") {
+    app->add_option("--m", f.m, "rows of A and D")->check(CLI::PositiveNumber);
+    app->add_option("--n", f.n, "rows of B, columns of D")->check(CLI::PositiveNumber);
+    app->add_option("--k", f.k, "reduction length (a multiple of 128 for gemm_fp8)")->check(CLI::PositiveNumber);
+    app->add_option("--scale-fmt", f.scale_fmt, "block scales as ue8m0 or fp32")
+        ->check(CLI::IsMember({"ue8m0", "fp32", "f32"}));
+    // emit's --out names the file it writes, so there the output dtype is --out-dtype.
+    app->add_option(app->get_name() == "emit" ? "--out-dtype" : "--out", f.out, "output dtype")
+        ->check(CLI::IsMember({"bf16", "f32", "fp32", "f16"}));
+  }
+  app->add_option("--dtype", f.dtype, "element dtype of float operands")->check(CLI::IsMember({"bf16", "f16", "f32"}));
 }
 
 }  // namespace
@@ -273,79 +180,68 @@ int main(int argc, char** argv) {
 
   RunOptions run_opt;
   std::string run_file;
+  std::vector<std::string> compare;
   auto* run = app.add_subcommand("run", "run a .acir graph on random inputs");
   run->add_option("file", run_file, ".acir graph")->required()->check(CLI::ExistingFile);
+  run->add_option("--compare", compare, "also run on these devices and show them side by side")->delimiter(',');
   add_run_flags(run, run_opt);
 
   auto* bench = app.add_subcommand("bench", "time one op");
   bench->require_subcommand(1);
-
-  RunOptions gemm_opt;
-  std::int64_t m = 0, n = 0, k = 0;
-  std::string scale_fmt = "ue8m0", out = "bf16";
+  RunOptions gemm_opt, att_opt;
+  OpFlags gemm_flags, att_flags;
+  att_flags.op = "attention";
   auto* gemm = bench->add_subcommand("gemm", "block-scaled FP8 GEMM D = A B^T");
-  gemm->add_option("--m", m, "rows of A and D")->required()->check(CLI::PositiveNumber);
-  gemm->add_option("--n", n, "rows of B, columns of D")->required()->check(CLI::PositiveNumber);
-  gemm->add_option("--k", k, "reduction length (a multiple of 128)")->required()->check(CLI::PositiveNumber);
-  gemm->add_option("--scale-fmt", scale_fmt, "block scales as ue8m0 or fp32")->check(CLI::IsMember({"ue8m0", "fp32", "f32"}));
-  gemm->add_option("--out", out, "output dtype")->check(CLI::IsMember({"bf16", "f32", "fp32"}));
+  add_shape_flags(gemm, gemm_flags, false);
   add_run_flags(gemm, gemm_opt);
-
-  RunOptions att_opt;
-  std::int64_t batch = 1, heads = 1, kv_heads = 0, seq_q = 0, seq_kv = 0, head_dim = 0, head_dim_v = 0;
-  bool causal = false;
-  std::string att_dtype = "bf16";
-  auto* attention = bench->add_subcommand("attention", "flash attention softmax(Q K^T / sqrt(Dk)) V");
-  attention->add_option("--batch", batch)->check(CLI::PositiveNumber);
-  attention->add_option("--heads", heads, "query heads")->required()->check(CLI::PositiveNumber);
-  attention->add_option("--kv-heads", kv_heads, "key/value heads (default: --heads)")->check(CLI::PositiveNumber);
-  attention->add_option("--seq-q", seq_q)->required()->check(CLI::PositiveNumber);
-  attention->add_option("--seq-kv", seq_kv)->required()->check(CLI::PositiveNumber);
-  attention->add_option("--head-dim", head_dim, "Dk")->required()->check(CLI::PositiveNumber);
-  attention->add_option("--head-dim-v", head_dim_v, "Dv (default: Dk)")->check(CLI::PositiveNumber);
-  attention->add_flag("--causal", causal, "causal mask, aligned bottom-right");
-  attention->add_option("--dtype", att_dtype, "bf16, f16 or f32")->check(CLI::IsMember({"bf16", "f16", "f32"}));
+  for (const char* required : {"--m", "--n", "--k"}) gemm->get_option(required)->required();
+  auto* attention = bench->add_subcommand("attention", "flash attention softmax(scale Q K^T) V");
+  add_shape_flags(attention, att_flags, true);
   add_run_flags(attention, att_opt);
+  for (const char* required : {"--heads", "--seq-q", "--seq-kv", "--head-dim"}) attention->get_option(required)->required();
 
-  anychip::cli::register_suite_commands(app);
+  OpFlags emit_flags;
+  std::string emit_target, emit_format = "source", emit_out;
+  auto* emit = app.add_subcommand("emit", "print the kernel anychip generates for one op on a target");
+  emit->add_option("--target", emit_target, "device string, e.g. sim:npu-ue8m0, cpu")->required();
+  emit->add_option("--op", emit_flags.op, "gemm_fp8, gemm, attention, rmsnorm, silu_mul, add, quantize_fp8, dequantize")->required();
+  emit->add_option("--format", emit_format, "source, or the target's own (ptx, cubin)");
+  emit->add_option("--out", emit_out, "write to this file instead of stdout");
+  add_shape_flags(emit, emit_flags, true);
+
+  auto* chip = app.add_subcommand("chip", "the simulator's chip descriptions");
+  chip->require_subcommand(1);
+  bool chip_list_json = false;
+  auto* chip_list = chip->add_subcommand("list", "the chip presets");
+  chip_list->add_flag("--json", chip_list_json);
+  std::string chip_name;
+  auto* chip_show = chip->add_subcommand("show", "one chip description (a preset name or a JSON file), validated");
+  chip_show->add_option("chip", chip_name, "preset name or path")->required();
+  chip_show->add_flag("--json");  // the description is JSON either way
+
+  register_suite_commands(app);
 
   try {
     app.parse(argc, argv);
+    if (*devices) return cmd_devices(devices_json);
+    if (*run) return cmd_run(run_file, run_opt, compare);
+    if (*gemm) return cmd_bench(gemm_flags, gemm_opt);
+    if (*attention) return cmd_bench(att_flags, att_opt);
+    if (*emit) {
+      ac::ir::Graph g = op_graph(emit_flags);
+      std::string text = ac::emit(g, ac::Device::open(emit_target), emit_format);
+      if (emit_out.empty()) {
+        std::cout << text;
+      } else {
+        std::ofstream out(emit_out, std::ios::binary | std::ios::trunc);
+        if (!(out << text)) throw ac::Error(ac::ErrorCode::IoError, emit_out + ": cannot write");
+      }
+      return 0;
+    }
+    if (*chip_list || *chip_show)
+      throw ac::Error(ac::ErrorCode::Unavailable, "chip: the simulator is not in this build yet");
   } catch (const CLI::Error& e) {
     return app.exit(e);
-  } catch (const ac::Error& e) {
-    std::fprintf(stderr, "anychip: error: %s\n", e.what());
-    return 1;
-  }
-
-  try {
-    if (*devices) return cmd_devices(devices_json);
-    if (*run) return cmd_run(run_file, run_opt);
-    if (*gemm) {
-      ac::DType sdt = scale_fmt == "ue8m0" ? ac::DType::ue8m0 : ac::DType::f32;
-      ac::DType odt = parse_dtype_flag(out, "--out");
-      ac::ir::Graph g("bench_gemm");
-      auto a = g.input("a", {ac::DType::f8e4m3, {m, k}, ac::ScaleLayout{ac::kActivationBlock, sdt}});
-      auto b = g.input("b", {ac::DType::f8e4m3, {n, k}, ac::ScaleLayout{ac::kWeightBlock, sdt}});
-      g.output(g.gemm_fp8(a, b, odt, "d"));
-      json shape = {{"m", m}, {"n", n}, {"k", k}, {"scale_fmt", scale_fmt == "ue8m0" ? "ue8m0" : "fp32"},
-                    {"out", std::string(ac::dtype_name(odt))}};
-      return report_bench("gemm_fp8", shape, g, gemm_opt);
-    }
-    if (*attention) {
-      if (kv_heads == 0) kv_heads = heads;
-      if (head_dim_v == 0) head_dim_v = head_dim;
-      ac::DType dt = parse_dtype_flag(att_dtype, "--dtype");
-      ac::ir::Graph g("bench_attention");
-      auto q = g.input("q", {dt, {batch, seq_q, heads, head_dim}, std::nullopt});
-      auto kk = g.input("k", {dt, {batch, seq_kv, kv_heads, head_dim}, std::nullopt});
-      auto v = g.input("v", {dt, {batch, seq_kv, kv_heads, head_dim_v}, std::nullopt});
-      g.output(g.attention(q, kk, v, causal, std::nullopt, "o"));
-      json shape = {{"batch", batch}, {"heads", heads}, {"kv_heads", kv_heads}, {"seq_q", seq_q},
-                    {"seq_kv", seq_kv}, {"head_dim", head_dim}, {"head_dim_v", head_dim_v},
-                    {"causal", causal}, {"dtype", att_dtype}};
-      return report_bench("attention", shape, g, att_opt);
-    }
   } catch (const ac::Error& e) {
     std::fprintf(stderr, "anychip: error: %s\n", e.what());
     return 1;

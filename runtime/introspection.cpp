@@ -1,0 +1,27 @@
+// What a user can ask without running anything: the kernels a device would run, and the
+// simulator's chips.
+#include "kernels/lowering.hpp"
+#include "runtime/handles.hpp"
+
+namespace anychip {
+
+std::string emit(const ir::Graph& graph, const Device& device, std::string_view format) {
+  ir::verify(graph);
+  backends::Device& dev = *device.impl()->device;
+  if (format != "source")
+    throw Error(ErrorCode::Unsupported, dev.info().id + " does not produce '" + std::string(format) +
+                                            "' (it emits: source)");
+  std::string out;
+  for (const ir::Node& node : graph.nodes()) {
+    std::optional<kernels::Problem> problem = kernels::lower(graph, node);
+    if (!problem) continue;
+    kernels::KernelSpec spec{*problem, dev.choose_tiles(*problem)};
+    if (backends::Support s = dev.supports(spec); !s.ok)
+      throw Error(ErrorCode::Unsupported, dev.info().id + " cannot run " + graph.label(node) + ": " + s.reason);
+    out += "// " + graph.label(node) + " on " + dev.info().id + "\n" + dev.render(spec);
+    if (!out.empty() && out.back() != '\n') out += '\n';
+  }
+  return out;
+}
+
+}  // namespace anychip
