@@ -31,6 +31,11 @@ struct RunStats {
   std::int64_t instructions = 0;
   std::int64_t cores_used = 0;
   // Utilisation of a pipe = busy_cycles[p] / (cycles * chip cores).
+
+  // The roofline bound: max(hbm_bytes / HBM bytes per cycle, l2_bytes / L2 bytes per
+  // cycle, sum over mma instructions of their FLOPs / the whole chip's FLOP per cycle for
+  // their dtype). No schedule of these instructions can take fewer cycles.
+  double roofline_cycles = 0;
 };
 
 struct RunOptions {
@@ -47,6 +52,10 @@ class Simulator {
   // be empty in timing-only mode). Throws anychip::Error when a program is invalid (an
   // address beyond a scratchpad, a wait that can never be satisfied, ...), naming the
   // kernel, the work item and the instruction.
+  //
+  // kernel.build is called once per work item for timing and once more per item for the
+  // functional run, from several threads at once in the latter: it must be a pure
+  // function of (item, args).
   RunStats run(const TileKernel& kernel, std::span<const std::int64_t> args,
                std::span<std::byte> hbm, const RunOptions& options,
                std::vector<TraceEvent>* trace = nullptr);
@@ -54,6 +63,12 @@ class Simulator {
  private:
   ChipDesc chip_;
 };
+
+// The cycles `instr` occupies its pipe on an otherwise idle chip: an mma's padded FLOPs
+// over the matrix rate plus its issue cost; a vector op per vector_cost(); a DMA's issue
+// cost plus its bytes at the core's DMA rate (contention and latency excluded); 0 for
+// signal and wait. Lowerings may use it to choose tiles.
+double instruction_cycles(const ChipDesc& chip, const Instr& instr);
 
 // Chrome trace / Perfetto JSON of events: one process per core, one thread per pipe.
 std::string chrome_trace_json(const ChipDesc& chip, std::span<const TraceEvent> events);

@@ -145,5 +145,17 @@ struct TileKernel {
 
 // Readable text of one program (what `anychip emit --target sim:...` prints).
 std::string to_text(const Program& program);
+// One instruction on one line, its pipe first:
+// "matrix  mma acc[0x0] += spm[0x0] x spm[0x4000]^T 128x128x128 e4m3".
+std::string to_text(const Instr& instr);
+
+// The primitive operations one element of a vector instruction costs, by primitive: the
+// one table of vector costs (simulator/cost.cpp). An instruction of rows x cols elements
+// takes issue_cycles + ceil(rows*cols / lanes) * sum(count * the chip's cycles for that
+// primitive) cycles. Conversions from a narrow dtype_in or to a narrow dtype_out count.
+struct VectorMix {
+  double add = 0, mul = 0, fma = 0, max = 0, exp = 0, div = 0, convert = 0;
+};
+VectorMix vector_cost(const Vec& vec);
 
 }  // namespace anychip::sim
