@@ -127,24 +127,33 @@ double median(std::vector<double> t) {
   return t.size() % 2 ? t[t.size() / 2] : 0.5 * (t[t.size() / 2 - 1] + t[t.size() / 2]);
 }
 
-// Lets the other library's worker threads stop spinning before the next one is timed.
-void settle() { std::this_thread::sleep_for(std::chrono::milliseconds(50)); }
+// A library's worker threads keep spinning for a while after a call returns; timing the
+// other library meanwhile would hand it fewer cores (OpenBLAS's pthread workers spin for
+// 2^28 TSC cycles, about 0.1 s, by default). Each run is followed by a pause that outlasts
+// this, the same for both libraries.
+struct Run {
+  std::function<void()> f;
+  std::chrono::milliseconds settle;  // wait after each run before timing another library
+};
 
-// Median seconds of each of `fs`, timed in rounds (one run of each per round, after one
+// Median seconds of each run, timed in rounds (one run of each per round, after one
 // warm-up run each) so that the background load of a shared machine hits all of them
-// alike. repeats = 0: as many rounds as fit in about 1 s, at least 3, at most 15.
-std::vector<double> median_seconds(const std::vector<std::function<void()>>& fs, int repeats) {
+// alike. repeats = 0: as many rounds as fit in about 1 s of runs, at least 3, at most 9.
+std::vector<double> median_seconds(const std::vector<Run>& runs, int repeats) {
+  auto settle = [&](const Run& r) {
+    if (runs.size() > 1) std::this_thread::sleep_for(r.settle);
+  };
   double warm = 0;
-  for (const auto& f : fs) {
-    warm += seconds_of(f);
-    settle();
+  for (const Run& r : runs) {
+    warm += seconds_of(r.f);
+    settle(r);
   }
-  if (repeats == 0) repeats = std::clamp(static_cast<int>(1.0 / std::max(warm, 1e-6)), 3, 15);
-  std::vector<std::vector<double>> t(fs.size());
-  for (int r = 0; r < repeats; ++r)
-    for (std::size_t i = 0; i < fs.size(); ++i) {
-      t[i].push_back(seconds_of(fs[i]));
-      if (fs.size() > 1) settle();
+  if (repeats == 0) repeats = std::clamp(static_cast<int>(1.0 / std::max(warm, 1e-6)), 3, 9);
+  std::vector<std::vector<double>> t(runs.size());
+  for (int rep = 0; rep < repeats; ++rep)
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+      t[i].push_back(seconds_of(runs[i].f));
+      settle(runs[i]);
     }
   std::vector<double> medians;
   for (auto& ti : t) medians.push_back(median(ti));
@@ -238,19 +247,22 @@ int main(int argc, char** argv) {
       row.isa = isa;
       kernels::GemmFp8Problem p{s.m, s.n, s.k, DType::f8e4m3, DType::f8e4m3, DType::ue8m0, DType::ue8m0, opt.out};
       HostTensor d(TensorType{opt.out, {s.m, s.n}, std::nullopt});
-      std::vector<std::function<void()>> runs;
-      runs.push_back([&] {
-        kernels::cpu::gemm_fp8(p, {a.q.data.data(), a.q.scales.data()}, {b.q.data.data(), b.q.scales.data()},
-                               {d.data.data(), nullptr});
-      });
+      std::vector<Run> runs;
+      runs.push_back({[&] {
+                        kernels::cpu::gemm_fp8(p, {a.q.data.data(), a.q.scales.data()},
+                                               {b.q.data.data(), b.q.scales.data()}, {d.data.data(), nullptr});
+                      },
+                      std::chrono::milliseconds(250)});
 #if ANYCHIP_HAVE_OPENBLAS
       std::vector<float> c(static_cast<std::size_t>(s.m * s.n));
       if (have_peer)
-        runs.push_back([&] {
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(s.m), static_cast<int>(s.n),
-                      static_cast<int>(s.k), 1.0f, a.dequantized.data(), static_cast<int>(s.k), b.dequantized.data(),
-                      static_cast<int>(s.k), 0.0f, c.data(), static_cast<int>(s.n));
-        });
+        runs.push_back({[&] {
+                          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(s.m),
+                                      static_cast<int>(s.n), static_cast<int>(s.k), 1.0f, a.dequantized.data(),
+                                      static_cast<int>(s.k), b.dequantized.data(), static_cast<int>(s.k), 0.0f,
+                                      c.data(), static_cast<int>(s.n));
+                        },
+                        std::chrono::milliseconds(250)});
 #endif
       const std::vector<double> t = median_seconds(runs, opt.repeats);
       row.ours_s = t[0];
