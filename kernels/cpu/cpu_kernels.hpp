@@ -24,8 +24,12 @@ void dequantize(const DequantizeProblem& p, ConstOperand x, Operand y);
 // Dispatches on the problem's kind; inputs in the op's operand order.
 void run(const Problem& p, std::span<const ConstOperand> inputs, Operand out);
 
-// The instruction set the kernels use on this CPU: "avx512bf16", "avx2", or "generic".
-// ANYCHIP_CPU_ISA=avx2|generic forces a lower one (for tests and comparisons).
+// The instruction set the kernels use on this CPU: "avx512bf16" (AVX-512 F/BW/VL/DQ and
+// BF16), "avx2" (AVX2, FMA, F16C, BMI1/2), or "generic". ANYCHIP_CPU_ISA=avx2|generic
+// forces a lower one (for tests and comparisons); it is read on every call, a path above
+// what the CPU has keeps the detected one, and any other value throws naming the variable.
+// Note: vdpbf16ps treats subnormal bf16 inputs as zero (FP8 values are never subnormal in
+// bf16, so FP8 GEMMs are exact; a bf16 GEMM with subnormal inputs is not).
 std::string_view isa();
 
 }  // namespace anychip::kernels::cpu
