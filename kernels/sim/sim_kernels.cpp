@@ -1,0 +1,91 @@
+// The entry points of kernels/sim (sim_kernels.hpp): dispatch on the problem's kind to
+// the op's lowering (ops.hpp), and the constants block.
+#include "kernels/sim/sim_kernels.hpp"
+
+#include <cstring>
+#include <limits>
+#include <type_traits>
+#include <variant>
+#include <vector>
+
+#include "anychip/error.hpp"
+#include "anychip/formats.hpp"
+#include "kernels/sim/ops.hpp"
+
+namespace anychip::kernels::sim {
+namespace {
+
+template <typename T>
+void put(std::vector<std::byte>& bytes, std::int64_t at, T value) {
+  std::memcpy(bytes.data() + at, &value, sizeof value);
+}
+
+std::vector<std::byte> make_constants() {
+  std::vector<std::byte> c(static_cast<std::size_t>(kConstBytes), std::byte{0});
+  for (std::int64_t i = 0; i < kConstVectorBytes / 4; ++i)
+    put(c, kConstNegInf + 4 * i, -std::numeric_limits<float>::infinity());
+  for (std::int64_t i = 0; i < kConstOnesBytes; ++i) put(c, kConstOnesE4m3 + i, float_to_e4m3(1.0f));
+  for (std::int64_t i = 0; i < kConstIdentitySize; ++i) {
+    const std::int64_t diag = i * kConstIdentitySize + i;
+    put(c, kConstIdentityF32 + 4 * diag, 1.0f);
+    put(c, kConstIdentityBf16 + 2 * diag, float_to_bf16(1.0f));
+    put(c, kConstIdentityF16 + 2 * diag, float_to_f16(1.0f));
+  }
+  return c;
+}
+
+// Inputs of each op with their scale buffers, and the output's buffers.
+std::size_t operand_args(const Problem& p) {
+  struct Count {
+    std::size_t operator()(const GemmFp8Problem&) const { return 5; }  // A, sA, B, sB, D
+    std::size_t operator()(const GemmProblem&) const { return 3; }
+    std::size_t operator()(const AttentionProblem&) const { return 4; }
+    std::size_t operator()(const RmsNormProblem&) const { return 3; }
+    std::size_t operator()(const SiluMulProblem&) const { return 2; }
+    std::size_t operator()(const AddProblem&) const { return 3; }
+    std::size_t operator()(const QuantizeProblem&) const { return 3; }    // x, q, q scales
+    std::size_t operator()(const DequantizeProblem&) const { return 3; }  // q, q scales, y
+  };
+  return std::visit(Count{}, p);
+}
+
+}  // namespace
+
+std::span<const std::byte> constants() {
+  static const std::vector<std::byte> bytes = make_constants();
+  return bytes;
+}
+
+std::size_t arg_count(const Problem& problem) { return operand_args(problem) + 2; }
+
+TileConfig choose_tiles(const Problem& problem, const ChipDesc& chip) {
+  return std::visit([&](const auto& p) { return choose(p, chip); }, problem);
+}
+
+std::string unsupported(const KernelSpec& spec, const ChipDesc& chip) {
+  return std::visit([&](const auto& p) { return check(p, spec.tiles, chip); }, spec.problem);
+}
+
+Footprint footprint(const KernelSpec& spec, const ChipDesc& chip) {
+  return std::visit([&](const auto& p) { return footprint(p, spec.tiles, chip); }, spec.problem);
+}
+
+int phase_count(const KernelSpec& spec, const ChipDesc& chip) {
+  if (const auto* a = std::get_if<AttentionProblem>(&spec.problem)) return phases(*a, spec.tiles, chip);
+  return 1;
+}
+
+std::int64_t workspace_bytes(const KernelSpec& spec, const ChipDesc& chip) {
+  if (const auto* a = std::get_if<AttentionProblem>(&spec.problem)) return workspace(*a, spec.tiles, chip);
+  return 0;
+}
+
+TileKernel lower(const KernelSpec& spec, const ChipDesc& chip, int phase) {
+  if (const std::string why = unsupported(spec, chip); !why.empty())
+    throw Error(ErrorCode::Unsupported, "sim:" + chip.name + " cannot run " + describe(spec) + ": " + why);
+  if (phase < 0 || phase >= phase_count(spec, chip))
+    throw Error(ErrorCode::InvalidArgument, "sim: " + describe(spec) + " has no phase " + std::to_string(phase));
+  return std::visit([&](const auto& p) { return build(p, spec.tiles, chip, phase); }, spec.problem);
+}
+
+}  // namespace anychip::kernels::sim
