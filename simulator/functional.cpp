@@ -1,0 +1,376 @@
+// The functional units: each instruction executed on the bytes of one core's buffers and
+// the device memory, in program order (program.hpp says why that is the semantics).
+//
+// Arithmetic, where the ISA comment leaves it open:
+//  * Elements are decoded to fp32 (FP8 through a 256-entry table, exactly), computed in
+//    fp32 and encoded once to the output dtype with anychip's conversions (round to
+//    nearest even; FP8 with finite saturation).
+//  * Mma: each product element is sum over k, in k order from +0, of a[i,k] * b[j,k] in
+//    fp32 (a multiply then an add: floating-point contraction is off in this file, so
+//    every host and every ISA clone gives the same bits); then acc = p * s (or acc += p * s)
+//    with s = scale_a[i] * scale_b[0] when scaled, else acc (+)= p.
+//  * ScaleAccumulate: dst += src0 * (src1[row] * imm).   RowScale: dst = src0 * src1[row].
+//  * RmsNorm, SiluMul: as the CPU kernels (kernels/cpu/elementwise.cpp): the sum of
+//    squares in double, y = x * (float(1 / sqrt(mean + eps)) * w); silu(x) * y =
+//    x / (1 + exp(-x)) * y.
+//  * SoftmaxStep: m_new = max(m, max over visible keys of s * scale); alpha = exp(m - m_new);
+//    P = exp(s * scale - m_new) (0 where masked); l = l * alpha + sum of P in fp32 (before
+//    P is rounded to dtype_out). A row that has seen no visible key yet keeps m = -inf,
+//    l unchanged, alpha = 1 and P = 0.
+//  * Quantize / Dequantize are anychip::quantize_blocks / dequantize_blocks.
+// Before each work item the bytes its program touches are poisoned (0xFF: NaN in every
+// float format), so a program that reads what it never wrote gives NaN, not stale data.
+#pragma GCC optimize("fp-contract=off")
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "anychip/error.hpp"
+#include "anychip/formats.hpp"
+#include "anychip/quantize.hpp"
+#include "simulator/engine_impl.hpp"
+
+namespace anychip::sim::detail {
+namespace {
+
+using std::int64_t;
+
+struct Fp8Tables {
+  std::array<float, 256> e4m3, e5m2;
+  Fp8Tables() {
+    for (int i = 0; i < 256; ++i) {
+      e4m3[static_cast<std::size_t>(i)] = e4m3_to_float(static_cast<std::uint8_t>(i));
+      e5m2[static_cast<std::size_t>(i)] = e5m2_to_float(static_cast<std::uint8_t>(i));
+    }
+  }
+};
+
+const Fp8Tables& fp8_tables() {
+  static const Fp8Tables tables;
+  return tables;
+}
+
+// n elements of dtype d at src -> fp32.
+void decode(const std::byte* src, DType d, int64_t n, float* out) {
+  const auto* u8 = reinterpret_cast<const std::uint8_t*>(src);
+  switch (d) {
+    case DType::f32:
+      std::memcpy(out, src, static_cast<std::size_t>(n) * 4);
+      return;
+    case DType::bf16:
+      for (int64_t i = 0; i < n; ++i) {
+        std::uint16_t h;
+        std::memcpy(&h, u8 + 2 * i, 2);
+        out[i] = std::bit_cast<float>(static_cast<std::uint32_t>(h) << 16);
+      }
+      return;
+    case DType::f16:
+      for (int64_t i = 0; i < n; ++i) {
+        std::uint16_t h;
+        std::memcpy(&h, u8 + 2 * i, 2);
+        out[i] = f16_to_float(h);
+      }
+      return;
+    case DType::f8e4m3: {
+      const float* t = fp8_tables().e4m3.data();
+      for (int64_t i = 0; i < n; ++i) out[i] = t[u8[i]];
+      return;
+    }
+    case DType::f8e5m2: {
+      const float* t = fp8_tables().e5m2.data();
+      for (int64_t i = 0; i < n; ++i) out[i] = t[u8[i]];
+      return;
+    }
+    case DType::ue8m0:
+      for (int64_t i = 0; i < n; ++i) out[i] = ue8m0_to_float(u8[i]);
+      return;
+    case DType::i32:
+      break;
+  }
+  throw Error(ErrorCode::Internal, "simulator: cannot decode " + std::string(dtype_name(d)));
+}
+
+// n fp32 values -> dtype d at dst.
+void encode(const float* in, int64_t n, DType d, std::byte* dst) {
+  auto* u8 = reinterpret_cast<std::uint8_t*>(dst);
+  switch (d) {
+    case DType::f32:
+      std::memcpy(dst, in, static_cast<std::size_t>(n) * 4);
+      return;
+    case DType::bf16:
+      for (int64_t i = 0; i < n; ++i) {
+        const std::uint16_t h = float_to_bf16(in[i]);
+        std::memcpy(u8 + 2 * i, &h, 2);
+      }
+      return;
+    case DType::f16:
+      for (int64_t i = 0; i < n; ++i) {
+        const std::uint16_t h = float_to_f16(in[i]);
+        std::memcpy(u8 + 2 * i, &h, 2);
+      }
+      return;
+    case DType::f8e4m3:
+      for (int64_t i = 0; i < n; ++i) u8[i] = float_to_e4m3(in[i]);
+      return;
+    case DType::f8e5m2:
+      for (int64_t i = 0; i < n; ++i) u8[i] = float_to_e5m2(in[i]);
+      return;
+    default:
+      break;
+  }
+  throw Error(ErrorCode::Internal, "simulator: cannot encode " + std::string(dtype_name(d)));
+}
+
+float load_f32(const std::byte* p, int64_t i) {
+  float v;
+  std::memcpy(&v, p + 4 * i, 4);
+  return v;
+}
+
+void store_f32(std::byte* p, int64_t i, float v) { std::memcpy(p + 4 * i, &v, 4); }
+
+constexpr int64_t kRowBlock = 4;   // rows of the product computed together
+constexpr int64_t kColBlock = 32;  // columns of the product computed together
+
+// p[i, j] = sum over kk of a[i, kk] * bt[kk, j], in kk order. a is m x k (m a multiple of
+// kRowBlock), bt is k x n (n a multiple of kColBlock), p is m x n. The 4 x 32 block of
+// sums stays in registers across the k loop; the compiler vectorises along j.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void product_nt(const float* __restrict a,
+                                                                             const float* __restrict bt,
+                                                                             float* __restrict p, int64_t m,
+                                                                             int64_t n, int64_t k) {
+  for (int64_t i0 = 0; i0 < m; i0 += kRowBlock) {
+    const float* a0 = a + i0 * k;
+    for (int64_t j0 = 0; j0 < n; j0 += kColBlock) {
+      float s[kRowBlock][kColBlock] = {};
+      for (int64_t kk = 0; kk < k; ++kk) {
+        const float* b = bt + kk * n + j0;
+        for (int64_t r = 0; r < kRowBlock; ++r) {
+          const float x = a0[r * k + kk];
+          for (int64_t j = 0; j < kColBlock; ++j) s[r][j] += x * b[j];
+        }
+      }
+      for (int64_t r = 0; r < kRowBlock; ++r)
+        for (int64_t j = 0; j < kColBlock; ++j) p[(i0 + r) * n + j0 + j] = s[r][j];
+    }
+  }
+}
+
+int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
+
+}  // namespace
+
+FunctionalCore::FunctionalCore(const ChipDesc& chip)
+    : spm_(static_cast<std::size_t>(chip.core.scratchpad_bytes)),
+      acc_(static_cast<std::size_t>(chip.core.accumulator_bytes)) {}
+
+std::byte* FunctionalCore::at(Addr a) {
+  return (a.space == Space::Acc ? acc_.data() : spm_.data()) + a.offset;
+}
+
+void FunctionalCore::run(const Program& program, const ProgramFacts& facts, std::span<std::byte> hbm) {
+  std::memset(spm_.data(), 0xFF, static_cast<std::size_t>(facts.spm_used));
+  std::memset(acc_.data(), 0xFF, static_cast<std::size_t>(facts.acc_used));
+  for (const Instr& instr : program.instrs) {
+    if (const auto* l = std::get_if<Load>(&instr)) {
+      std::byte* dst = at(l->dst);
+      const auto rb = static_cast<std::size_t>(l->src.row_bytes);
+      for (int64_t r = 0; r < l->src.rows; ++r)
+        std::memcpy(dst + r * l->src.row_bytes, hbm.data() + l->src.base.offset + r * l->src.stride, rb);
+    } else if (const auto* s = std::get_if<Store>(&instr)) {
+      const std::byte* src = at(s->src);
+      const auto rb = static_cast<std::size_t>(s->dst.row_bytes);
+      for (int64_t r = 0; r < s->dst.rows; ++r)
+        std::memcpy(hbm.data() + s->dst.base.offset + r * s->dst.stride, src + r * s->dst.row_bytes, rb);
+    } else if (const auto* m = std::get_if<Mma>(&instr)) {
+      mma(*m);
+    } else if (const auto* v = std::get_if<Vec>(&instr)) {
+      vec(*v);
+    }
+    // Signal and Wait order the pipes; in program order they do nothing.
+  }
+}
+
+void FunctionalCore::mma(const Mma& m) {
+  const int64_t mp = round_up(m.m, kRowBlock), np = round_up(m.n, kColBlock);
+  a_.assign(static_cast<std::size_t>(mp * m.k), 0.0f);
+  decode(at(m.a), m.a_dtype, m.m * m.k, a_.data());
+  // B^T, k x np, zero-padded columns.
+  t0_.resize(static_cast<std::size_t>(m.n * m.k));
+  decode(at(m.b), m.b_dtype, m.n * m.k, t0_.data());
+  bt_.assign(static_cast<std::size_t>(m.k * np), 0.0f);
+  for (int64_t j = 0; j < m.n; ++j)
+    for (int64_t kk = 0; kk < m.k; ++kk) bt_[static_cast<std::size_t>(kk * np + j)] = t0_[static_cast<std::size_t>(j * m.k + kk)];
+  p_.resize(static_cast<std::size_t>(mp * np));
+  product_nt(a_.data(), bt_.data(), p_.data(), mp, np, m.k);
+
+  float sb = 1.0f;
+  if (m.scaled) {
+    t1_.resize(static_cast<std::size_t>(m.m));
+    decode(at(m.scale_a.addr), m.scale_a.dtype, m.m, t1_.data());
+    decode(at(m.scale_b.addr), m.scale_b.dtype, 1, &sb);
+  }
+  std::byte* acc = at(m.acc);
+  for (int64_t i = 0; i < m.m; ++i) {
+    const float* p = p_.data() + i * np;
+    std::byte* row = acc + i * m.n * 4;
+    if (m.scaled) {
+      const float s = t1_[static_cast<std::size_t>(i)] * sb;
+      for (int64_t j = 0; j < m.n; ++j)
+        store_f32(row, j, m.accumulate ? load_f32(row, j) + p[j] * s : p[j] * s);
+    } else if (m.accumulate) {
+      for (int64_t j = 0; j < m.n; ++j) store_f32(row, j, load_f32(row, j) + p[j]);
+    } else {
+      std::memcpy(row, p, static_cast<std::size_t>(m.n) * 4);
+    }
+  }
+}
+
+void FunctionalCore::vec(const Vec& v) {
+  const int64_t rows = v.rows, cols = v.cols, n = rows * cols;
+  if (n == 0) return;
+  const auto un = static_cast<std::size_t>(n);
+  const auto ucols = static_cast<std::size_t>(cols);
+  switch (v.op) {
+    case VecOp::Convert:
+      t0_.resize(un);
+      decode(at(v.src0), v.dtype_in, n, t0_.data());
+      encode(t0_.data(), n, v.dtype_out, at(v.dst));
+      return;
+    case VecOp::Add:
+      t0_.resize(un), t1_.resize(un);
+      decode(at(v.src0), v.dtype_in, n, t0_.data());
+      decode(at(v.src1), v.dtype_in, n, t1_.data());
+      for (std::size_t i = 0; i < un; ++i) t0_[i] += t1_[i];
+      encode(t0_.data(), n, v.dtype_out, at(v.dst));
+      return;
+    case VecOp::SiluMul:
+      t0_.resize(un), t1_.resize(un);
+      decode(at(v.src0), v.dtype_in, n, t0_.data());
+      decode(at(v.src1), v.dtype_in, n, t1_.data());
+      for (std::size_t i = 0; i < un; ++i) {
+        const float g = t0_[i];
+        t0_[i] = g / (1.0f + std::exp(-g)) * t1_[i];
+      }
+      encode(t0_.data(), n, v.dtype_out, at(v.dst));
+      return;
+    case VecOp::ScaleAccumulate: {
+      t1_.resize(static_cast<std::size_t>(rows));
+      decode(at(v.src1), v.scale_dtype, rows, t1_.data());
+      const std::byte* src = at(v.src0);
+      std::byte* dst = at(v.dst);
+      const auto imm = static_cast<float>(v.imm);
+      for (int64_t r = 0; r < rows; ++r) {
+        const float s = t1_[static_cast<std::size_t>(r)] * imm;
+        for (int64_t c = 0; c < cols; ++c) {
+          const int64_t i = r * cols + c;
+          store_f32(dst, i, load_f32(dst, i) + load_f32(src, i) * s);
+        }
+      }
+      return;
+    }
+    case VecOp::RowScale:
+    case VecOp::RowDivide: {
+      t0_.resize(un), t1_.resize(static_cast<std::size_t>(rows));
+      decode(at(v.src0), DType::f32, n, t0_.data());
+      decode(at(v.src1), DType::f32, rows, t1_.data());
+      for (int64_t r = 0; r < rows; ++r) {
+        const float s = t1_[static_cast<std::size_t>(r)];
+        float* row = t0_.data() + r * cols;
+        if (v.op == VecOp::RowScale)
+          for (int64_t c = 0; c < cols; ++c) row[c] *= s;
+        else
+          for (int64_t c = 0; c < cols; ++c) row[c] /= s;
+      }
+      encode(t0_.data(), n, v.op == VecOp::RowScale ? DType::f32 : v.dtype_out, at(v.dst));
+      return;
+    }
+    case VecOp::RmsNorm: {
+      t0_.resize(un), t1_.resize(ucols);
+      decode(at(v.src0), v.dtype_in, n, t0_.data());
+      decode(at(v.src1), v.dtype_in, cols, t1_.data());
+      for (int64_t r = 0; r < rows; ++r) {
+        float* row = t0_.data() + r * cols;
+        double sum_sq = 0;
+        for (int64_t c = 0; c < cols; ++c) sum_sq += static_cast<double>(row[c]) * row[c];
+        const auto inv_rms = static_cast<float>(1.0 / std::sqrt(sum_sq / static_cast<double>(cols) + v.imm));
+        for (int64_t c = 0; c < cols; ++c) row[c] *= inv_rms * t1_[static_cast<std::size_t>(c)];
+      }
+      encode(t0_.data(), n, v.dtype_out, at(v.dst));
+      return;
+    }
+    case VecOp::Quantize: {
+      const BlockShape block{v.block_rows, v.block_cols};
+      const int64_t scales = scale_rows(rows, block) * scale_cols(cols, block);
+      t0_.resize(un);
+      decode(at(v.src0), v.dtype_in, n, t0_.data());
+      q_.resize(un + static_cast<std::size_t>(scales) * dtype_size(v.scale_dtype));
+      std::span<std::uint8_t> q(q_.data(), un);
+      std::span<std::byte> s(reinterpret_cast<std::byte*>(q_.data() + un), q_.size() - un);
+      quantize_blocks(t0_, rows, cols, block, v.dtype_out, v.scale_dtype, q, s);
+      std::memcpy(at(v.dst), q.data(), q.size());
+      std::memcpy(at(v.aux), s.data(), s.size());
+      return;
+    }
+    case VecOp::Dequantize: {
+      const BlockShape block{v.block_rows, v.block_cols};
+      const int64_t scales = scale_rows(rows, block) * scale_cols(cols, block);
+      q_.resize(un);
+      std::memcpy(q_.data(), at(v.src0), un);
+      t0_.resize(un);
+      dequantize_blocks(q_, std::span<const std::byte>(at(v.src1), static_cast<std::size_t>(scales) * dtype_size(v.scale_dtype)),
+                        rows, cols, block, v.dtype_in, v.scale_dtype, t0_);
+      encode(t0_.data(), n, v.dtype_out, at(v.dst));
+      return;
+    }
+    case VecOp::SoftmaxStep: {
+      const SoftmaxParams& sp = v.softmax;
+      constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+      const auto scale = static_cast<float>(sp.scale);
+      t0_.resize(un);
+      decode(at(v.src0), DType::f32, n, t0_.data());
+      std::byte* mx = at(sp.max);
+      std::byte* sum = at(sp.sum);
+      std::byte* alpha = at(sp.alpha);
+      for (int64_t r = 0; r < rows; ++r) {
+        float* row = t0_.data() + r * cols;
+        const int64_t query = sp.first_query + r;
+        // Keys first_key + c with c < visible are visible.
+        int64_t visible = cols;
+        if (sp.causal) visible = std::clamp<int64_t>(query + sp.diag - sp.first_key + 1, 0, cols);
+        float row_max = kNegInf;
+        for (int64_t c = 0; c < visible; ++c) {
+          row[c] *= scale;
+          row_max = std::max(row_max, row[c]);
+        }
+        const float m_old = load_f32(mx, r);
+        const float m_new = std::max(m_old, row_max);
+        float l = load_f32(sum, r);
+        if (m_new == kNegInf) {
+          std::fill(row, row + cols, 0.0f);
+          store_f32(alpha, r, 1.0f);
+          continue;
+        }
+        const float a = std::exp(m_old - m_new);
+        float row_sum = 0;
+        for (int64_t c = 0; c < visible; ++c) {
+          row[c] = std::exp(row[c] - m_new);
+          row_sum += row[c];
+        }
+        std::fill(row + visible, row + cols, 0.0f);
+        l = l * a + row_sum;
+        store_f32(mx, r, m_new);
+        store_f32(sum, r, l);
+        store_f32(alpha, r, a);
+      }
+      encode(t0_.data(), n, v.dtype_out, at(v.dst));
+      return;
+    }
+  }
+}
+
+}  // namespace anychip::sim::detail
