@@ -21,13 +21,14 @@
 // Processor sharing is computed without touching every transfer: all transfers in a memory
 // stream at the same rate, so each memory keeps the bytes one transfer has received since
 // it last went idle ("served"), and a transfer finishes when served reaches the value it
-// joined at plus its bytes. Only the earliest finisher is scheduled; a join or a finish
-// reschedules it (older events for the memory are recognised by a version and dropped).
+// joined at plus its bytes. Each memory keeps the time of its earliest finisher, updated
+// on every join and finish; the main loop takes the earliest of the event queue and the
+// two memories, so a change of rate leaves no stale event behind.
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <limits>
 #include <queue>
-#include <unordered_map>
 
 #include "anychip/error.hpp"
 #include "simulator/engine_impl.hpp"
@@ -39,19 +40,22 @@ namespace {
 using std::int64_t;
 using std::uint32_t;
 
+constexpr double kNever = std::numeric_limits<double>::infinity();
+
 enum class OpKind : std::uint8_t { Load, Store, Compute, Signal, Wait };
 
-// One instruction as the timing engine needs it, costed once when the item starts.
+// One instruction as the timing engine needs it, costed once when the item starts. Kept
+// to 32 bytes and stored per pipe in queue order: the engine visits a different core at
+// almost every event, so each op it reads is usually a cache miss, and the next op of a
+// pipe is prefetched when the pipe starts an instruction.
 struct TimedOp {
-  double cycles = 0;  // Compute: its duration; Load/Store: the DMA issue cycles
-  double flops = 0;   // useful FLOPs (mma)
-  double matrix_floor = 0;  // flops / the whole chip's rate for its dtype, in cycles
-  int64_t bytes = 0;  // Load/Store
-  int64_t base = 0, rows = 0, row_bytes = 0, stride = 0;  // the Hbm region: the L2 key
+  double cycles = 0;   // Compute: its duration; Load/Store: the DMA issue cycles
+  int64_t bytes = 0;   // Load/Store
   uint32_t index = 0;  // position in the program
-  int flag = 0;
+  int arg = 0;         // Signal/Wait: the flag; Load/Store: the region's index in CoreRun::regions
   OpKind kind = OpKind::Compute;
 };
+static_assert(sizeof(TimedOp) == 32);
 
 struct RegionKey {
   int64_t base, rows, row_bytes, stride;
@@ -69,27 +73,31 @@ struct RegionHash {
 };
 
 // Which regions L2 holds: an LRU of whole regions (an exact region read again hits; a
-// region that only overlaps a resident one misses), capacity l2_bytes.
+// region that only overlaps a resident one misses), capacity l2_bytes. The index is an
+// open-addressing table (linear probing, backward-shift deletion) of node numbers with a
+// 32-bit fingerprint, so a lookup costs one or two cache lines and no allocation.
 class L2Residency {
  public:
-  explicit L2Residency(int64_t capacity) : capacity_(capacity) {}
+  explicit L2Residency(int64_t capacity) : capacity_(capacity) { slots_.resize(1024); }
 
   // Whether `key` is resident (it becomes the most recent); if not, it is inserted.
   bool access(const RegionKey& key, int64_t bytes) {
-    auto it = map_.find(key);
-    if (it != map_.end()) {
-      touch(it->second);
+    const std::size_t h = RegionHash{}(key);
+    const uint32_t n = find(key, h);
+    if (n != kNone) {
+      touch(n);
       return true;
     }
-    insert(key, bytes);
+    insert(key, h, bytes);
     return false;
   }
 
   // Makes `key` resident (a store writes through L2).
   void write(const RegionKey& key, int64_t bytes) {
-    auto it = map_.find(key);
-    if (it != map_.end()) touch(it->second);
-    else insert(key, bytes);
+    const std::size_t h = RegionHash{}(key);
+    const uint32_t n = find(key, h);
+    if (n != kNone) touch(n);
+    else insert(key, h, bytes);
   }
 
  private:
@@ -98,29 +106,71 @@ class L2Residency {
     RegionKey key;
     int64_t bytes;
     uint32_t prev, next;  // prev: more recent
+    uint32_t hash;
+  };
+  struct Slot {
+    uint32_t node = kNone;
+    uint32_t hash = 0;
   };
 
-  void insert(const RegionKey& key, int64_t bytes) {
+  std::size_t mask() const { return slots_.size() - 1; }
+
+  uint32_t find(const RegionKey& key, std::size_t h) const {
+    const auto h32 = static_cast<uint32_t>(h);
+    for (std::size_t i = h & mask();; i = (i + 1) & mask()) {
+      const Slot& s = slots_[i];
+      if (s.node == kNone) return kNone;
+      if (s.hash == h32 && nodes_[s.node].key == key) return s.node;
+    }
+  }
+
+  void place(uint32_t n) {
+    std::size_t i = nodes_[n].hash & mask();
+    while (slots_[i].node != kNone) i = (i + 1) & mask();
+    slots_[i] = Slot{n, nodes_[n].hash};
+  }
+
+  void unplace(uint32_t n) {
+    std::size_t i = nodes_[n].hash & mask();
+    while (slots_[i].node != n) i = (i + 1) & mask();
+    // Backward-shift deletion: move later members of the probe run into the hole.
+    for (std::size_t j = (i + 1) & mask(); slots_[j].node != kNone; j = (j + 1) & mask()) {
+      const std::size_t home = slots_[j].hash & mask();
+      if (((j - home) & mask()) >= ((j - i) & mask())) {
+        slots_[i] = slots_[j];
+        i = j;
+      }
+    }
+    slots_[i] = Slot{};
+  }
+
+  void insert(const RegionKey& key, std::size_t h, int64_t bytes) {
     if (bytes > capacity_ || bytes <= 0) return;
     while (used_ + bytes > capacity_) evict();
     uint32_t n;
     if (!free_.empty()) {
       n = free_.back();
       free_.pop_back();
-      nodes_[n] = Node{key, bytes, kNone, kNone};
     } else {
       n = static_cast<uint32_t>(nodes_.size());
-      nodes_.push_back(Node{key, bytes, kNone, kNone});
+      nodes_.emplace_back();
     }
+    nodes_[n] = Node{key, bytes, kNone, kNone, static_cast<uint32_t>(h)};
     link_front(n);
-    map_.emplace(key, n);
     used_ += bytes;
+    if (2 * (++count_) > slots_.size()) {  // keep the table at most half full
+      slots_.assign(2 * slots_.size(), Slot{});
+      for (uint32_t x = head_; x != kNone; x = nodes_[x].next) place(x);
+    } else {
+      place(n);
+    }
   }
 
   void evict() {
     const uint32_t n = tail_;
     unlink(n);
-    map_.erase(nodes_[n].key);
+    unplace(n);
+    --count_;
     used_ -= nodes_[n].bytes;
     free_.push_back(n);
   }
@@ -149,13 +199,15 @@ class L2Residency {
 
   int64_t capacity_;
   int64_t used_ = 0;
+  std::size_t count_ = 0;
   std::vector<Node> nodes_;
   std::vector<uint32_t> free_;
-  std::unordered_map<RegionKey, uint32_t, RegionHash> map_;
+  std::vector<Slot> slots_;
   uint32_t head_ = kNone, tail_ = kNone;
 };
 
 enum class EventKind : std::uint8_t { ComputeDone, IssueDone, MemoryFinish, FlagLanded, Drained };
+
 
 struct Event {
   double time;
@@ -163,7 +215,7 @@ struct Event {
   std::uint8_t pipe;
   EventKind kind;
   std::uint8_t memory;  // MemoryFinish
-  uint32_t version;     // MemoryFinish: the memory's version; FlagLanded: the work item
+  uint32_t item;        // FlagLanded: the work item that signalled
   int flag;             // FlagLanded
 };
 
@@ -196,8 +248,8 @@ struct SharedMemory {
   double transfer_cap = 0;        // one transfer's rate at most (the core's DMA)
   double latency_cycles = 0;      // from the last byte streamed to the data landing
   double served = 0, last = 0;
-  uint32_t version = 0;
   std::vector<Transfer> streaming;  // a heap, earliest finisher first
+  double next_time = kNever;        // when streaming.front() finishes
 
   double rate() const {
     return std::min(transfer_cap, bytes_per_cycle / static_cast<double>(streaming.size()));
@@ -228,8 +280,8 @@ struct CoreRun {
   int done_pipes = 0;
   unsigned ready = 0;  // pipes to step
   Program program;
-  std::vector<TimedOp> ops;
-  std::array<std::vector<uint32_t>, kPipes> queue;
+  std::array<std::vector<TimedOp>, kPipes> ops;  // each pipe's queue
+  std::vector<RegionKey> regions;                // of the DMA instructions
   std::vector<int> flags;
   std::array<PipeRun, kPipes> pipes;
 };
@@ -257,9 +309,20 @@ class Engine {
   RunStats run() {
     for (std::size_t c = 0; c < cores_.size(); ++c) start_item(static_cast<uint32_t>(c), next_item_++, 0.0);
     stats_.cores_used = static_cast<int64_t>(cores_.size());
-    while (!events_.empty()) {
-      const Event ev = events_.top();
-      events_.pop();
+    for (;;) {
+      // The earliest of the queue and the two memories' first finishers.
+      Event ev{kNever, 0, 0, EventKind::MemoryFinish, 0, 0, 0};
+      bool from_queue = false;
+      if (!events_.empty()) ev = events_.top(), from_queue = true;
+      for (std::uint8_t m = 0; m < 2; ++m) {
+        const SharedMemory& mem = memories_[m];
+        if (mem.next_time == kNever) continue;
+        const Event candidate{mem.next_time, mem.streaming.front().core, mem.streaming.front().pipe,
+                              EventKind::MemoryFinish, m, 0, 0};
+        if (ev.time == kNever || Later{}(ev, candidate)) ev = candidate, from_queue = false;
+      }
+      if (ev.time == kNever) break;
+      if (from_queue) events_.pop();
       const double now = ev.time;
       switch (ev.kind) {
         case EventKind::ComputeDone: compute_done(ev.core, ev.pipe, now); break;
@@ -267,9 +330,9 @@ class Engine {
           start_stream(ev.core, ev.pipe, now);
           pump(ev.core, now);
           break;
-        case EventKind::MemoryFinish: memory_finish(ev.memory, ev.version, now); break;
+        case EventKind::MemoryFinish: memory_finish(ev.memory, now); break;
         case EventKind::FlagLanded:
-          if (cores_[ev.core].active && static_cast<uint32_t>(cores_[ev.core].item) == ev.version) {
+          if (cores_[ev.core].active && static_cast<uint32_t>(cores_[ev.core].item) == ev.item) {
             count_signal(ev.core, ev.flag);
             pump(ev.core, now);
           }
@@ -293,9 +356,8 @@ class Engine {
 
   static bool is_dma(int p) { return p == static_cast<int>(Pipe::DmaIn) || p == static_cast<int>(Pipe::DmaOut); }
 
-  void push(double time, uint32_t core, int pipe, EventKind kind, std::uint8_t memory = 0, uint32_t version = 0,
-            int flag = 0) {
-    events_.push(Event{time, core, static_cast<std::uint8_t>(pipe), kind, memory, version, flag});
+  void push(double time, uint32_t core, int pipe, EventKind kind, uint32_t item = 0, int flag = 0) {
+    events_.push(Event{time, core, static_cast<std::uint8_t>(pipe), kind, 0, item, flag});
   }
 
   void start_item(uint32_t c, int64_t item, double now) {
@@ -314,48 +376,47 @@ class Engine {
   }
 
   void compile(CoreRun& core) {
-    core.ops.clear();
-    for (auto& q : core.queue) q.clear();
+    for (auto& q : core.ops) q.clear();
+    core.regions.clear();
     const auto& instrs = core.program.instrs;
     for (std::size_t i = 0; i < instrs.size(); ++i) {
       TimedOp op;
       op.index = static_cast<uint32_t>(i);
       const Instr& instr = instrs[i];
-      Pipe pipe = pipe_of(instr);
+      const Pipe pipe = pipe_of(instr);
       if (const auto* l = std::get_if<Load>(&instr)) {
         op.kind = OpKind::Load;
-        set_region(op, l->src);
+        set_region(core, op, l->src);
       } else if (const auto* s = std::get_if<Store>(&instr)) {
         op.kind = OpKind::Store;
-        set_region(op, s->dst);
+        set_region(core, op, s->dst);
       } else if (const auto* m = std::get_if<Mma>(&instr)) {
         op.kind = OpKind::Compute;
         op.cycles = mma_cycles(chip_.core.matrix, *m);
-        op.flops = 2.0 * static_cast<double>(m->m) * static_cast<double>(m->n) * static_cast<double>(m->k);
-        op.matrix_floor = op.flops / (mma_flops_per_cycle(chip_.core.matrix, m->a_dtype, m->b_dtype) *
-                                      static_cast<double>(chip_.cores));
+        // Counted when the item starts: every item runs to completion or the run fails.
+        const double flops = 2.0 * static_cast<double>(m->m) * static_cast<double>(m->n) * static_cast<double>(m->k);
+        stats_.flops += flops;
+        matrix_floor_ += flops / (mma_flops_per_cycle(chip_.core.matrix, m->a_dtype, m->b_dtype) *
+                                  static_cast<double>(chip_.cores));
       } else if (const auto* v = std::get_if<Vec>(&instr)) {
         op.kind = OpKind::Compute;
         op.cycles = vec_cycles(chip_.core.vector, *v);
       } else if (const auto* sg = std::get_if<Signal>(&instr)) {
         op.kind = OpKind::Signal;
-        op.flag = sg->flag;
+        op.arg = sg->flag;
       } else if (const auto* w = std::get_if<Wait>(&instr)) {
         op.kind = OpKind::Wait;
-        op.flag = w->flag;
+        op.arg = w->flag;
       }
-      core.queue[static_cast<std::size_t>(pipe)].push_back(static_cast<uint32_t>(core.ops.size()));
-      core.ops.push_back(op);
+      core.ops[static_cast<std::size_t>(pipe)].push_back(op);
     }
   }
 
-  void set_region(TimedOp& op, const Region& r) {
+  void set_region(CoreRun& core, TimedOp& op, const Region& r) {
     op.cycles = static_cast<double>(chip_.core.dma.issue_cycles);
     op.bytes = r.rows * r.row_bytes;
-    op.base = r.base.offset;
-    op.rows = r.rows;
-    op.row_bytes = r.row_bytes;
-    op.stride = r.rows > 1 ? r.stride : 0;
+    op.arg = static_cast<int>(core.regions.size());
+    core.regions.push_back(RegionKey{r.base.offset, r.rows, r.row_bytes, r.rows > 1 ? r.stride : 0});
   }
 
   // Steps every ready pipe of core c, lowest pipe first, until none is ready.
@@ -372,7 +433,7 @@ class Engine {
   void step(uint32_t c, int p, double now) {
     CoreRun& core = cores_[c];
     PipeRun& pr = core.pipes[static_cast<std::size_t>(p)];
-    const auto& queue = core.queue[static_cast<std::size_t>(p)];
+    const auto& queue = core.ops[static_cast<std::size_t>(p)];
     while (pr.state == PipeState::Ready) {
       if (pr.next == queue.size()) {
         pr.state = PipeState::Done;
@@ -383,13 +444,13 @@ class Engine {
         }
         return;
       }
-      const TimedOp& op = core.ops[queue[pr.next]];
+      const TimedOp& op = queue[pr.next];
       switch (op.kind) {
         case OpKind::Wait: {
-          int& flag = core.flags[static_cast<std::size_t>(op.flag)];
+          int& flag = core.flags[static_cast<std::size_t>(op.arg)];
           if (flag == 0) {
             pr.state = PipeState::Blocked;
-            pr.blocked_flag = op.flag;
+            pr.blocked_flag = op.arg;
             if (!pr.waited) pr.start = now;
             pr.waited = true;
             return;
@@ -402,20 +463,22 @@ class Engine {
         }
         case OpKind::Signal:
           if (is_dma(p) && pr.landed > now)
-            push(pr.landed, c, p, EventKind::FlagLanded, 0, static_cast<uint32_t>(core.item), op.flag);
+            push(pr.landed, c, p, EventKind::FlagLanded, static_cast<uint32_t>(core.item), op.arg);
           else
-            count_signal(c, op.flag);
+            count_signal(c, op.arg);
           retire(pr);
           break;
         case OpKind::Compute:
           pr.state = PipeState::Busy;
           pr.start = now;
+          __builtin_prefetch(&op + 1);
           push(now + op.cycles, c, p, EventKind::ComputeDone);
           return;
         case OpKind::Load:
         case OpKind::Store:
           pr.state = PipeState::Busy;
           pr.start = now;
+          __builtin_prefetch(&op + 1);
           if (op.cycles > 0) push(now + op.cycles, c, p, EventKind::IssueDone);
           else start_stream(c, p, now);
           return;
@@ -442,7 +505,7 @@ class Engine {
   }
 
   const TimedOp& head(const CoreRun& core, int p) const {
-    return core.ops[core.queue[static_cast<std::size_t>(p)][core.pipes[static_cast<std::size_t>(p)].next]];
+    return core.ops[static_cast<std::size_t>(p)][core.pipes[static_cast<std::size_t>(p)].next];
   }
 
   void compute_done(uint32_t c, int p, double now) {
@@ -450,8 +513,6 @@ class Engine {
     PipeRun& pr = core.pipes[static_cast<std::size_t>(p)];
     const TimedOp& op = head(core, p);
     stats_.busy_cycles[static_cast<std::size_t>(p)] += now - pr.start;
-    stats_.flops += op.flops;
-    matrix_floor_ += op.matrix_floor;
     if (trace_) emit(c, p, pr.start, now, op, "");
     retire(pr);
     pr.state = PipeState::Ready;
@@ -463,7 +524,7 @@ class Engine {
     CoreRun& core = cores_[c];
     PipeRun& pr = core.pipes[static_cast<std::size_t>(p)];
     const TimedOp& op = head(core, p);
-    const RegionKey key{op.base, op.rows, op.row_bytes, op.stride};
+    const RegionKey& key = core.regions[static_cast<std::size_t>(op.arg)];
     std::uint8_t memory = kHbm;
     if (op.kind == OpKind::Store) {
       l2_.write(key, op.bytes);
@@ -486,15 +547,11 @@ class Engine {
 
   void reschedule(std::uint8_t memory) {
     SharedMemory& m = memories_[memory];
-    ++m.version;
-    if (m.streaming.empty()) return;
-    const auto& first = m.streaming.front();
-    push(m.next_finish(), first.core, first.pipe, EventKind::MemoryFinish, memory, m.version);
+    m.next_time = m.streaming.empty() ? kNever : m.next_finish();
   }
 
-  void memory_finish(std::uint8_t memory, uint32_t version, double now) {
+  void memory_finish(std::uint8_t memory, double now) {
     SharedMemory& m = memories_[memory];
-    if (version != m.version) return;  // superseded by a later join or finish
     m.advance(now);
     finished_.clear();
     // The scheduled transfer, and any that finish within rounding of it.
