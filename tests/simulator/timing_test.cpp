@@ -141,6 +141,49 @@ TEST(Timing, ResidentGemmReachesTheMatrixPeak) {
   }
 }
 
+TEST(Timing, DataIsVisibleOneLatencyAfterItsLastByteAndLatenciesOverlap) {
+  const ChipDesc chip = load_chip("tiny");  // DMA 32 B/clk, issue 8; HBM latency 100 ns = 100 cycles
+  Mma mma;
+  mma.a = mma.b = {Space::Spm, 0};
+  mma.acc = {Space::Acc, 0};
+  mma.m = mma.n = 16, mma.k = 32;
+  const double mma_cycles = instruction_cycles(chip, mma);
+  for (int loads : {1, 10}) {
+    SCOPED_TRACE(loads);
+    const RunStats s = time_only(chip, kernel("latency", 1, [&](int64_t, Program& p) {
+                                   for (int l = 0; l < loads; ++l) p.instrs.push_back(load(0, l * 32768, 32, 1024, 1024));
+                                   p.instrs.push_back(Signal{Pipe::DmaIn, 0});
+                                   p.instrs.push_back(Wait{Pipe::Matrix, 0});
+                                   p.instrs.push_back(mma);
+                                 }));
+    // The loads stream back to back; only the last one's latency is exposed.
+    EXPECT_DOUBLE_EQ(s.cycles, loads * (8 + 32768 / 32.0) + 100 + mma_cycles);
+  }
+  // A store's buffer may be reused once its bytes have left; the core drains once they
+  // have reached HBM.
+  const RunStats st = time_only(chip, kernel("store", 1, [](int64_t, Program& p) {
+                                  p.instrs.push_back(store(0, 0, 32, 1024, 1024));
+                                  p.instrs.push_back(Signal{Pipe::DmaOut, 0});
+                                  p.instrs.push_back(Wait{Pipe::DmaIn, 0});
+                                  p.instrs.push_back(load(0, 1 << 20, 32, 1024, 1024));
+                                }));
+  EXPECT_DOUBLE_EQ(st.cycles, 2 * (8 + 32768 / 32.0) + 100);
+}
+
+TEST(Timing, WorkItemsFillTheCoresInWaves) {
+  const ChipDesc chip = load_chip("tiny");  // 4 cores
+  Mma mma;
+  mma.a = mma.b = {Space::Spm, 0};
+  mma.acc = {Space::Acc, 0};
+  mma.m = mma.n = 64, mma.k = 256;
+  const double one = instruction_cycles(chip, mma);
+  for (int items : {1, 4, 5, 8, 9}) {
+    const RunStats s = time_only(chip, kernel("waves", items, [&](int64_t, Program& p) { p.instrs.push_back(mma); }));
+    EXPECT_DOUBLE_EQ(s.cycles, one * ((items + 3) / 4)) << items;
+    EXPECT_DOUBLE_EQ(s.busy_cycles[static_cast<int>(Pipe::Matrix)], one * items);
+  }
+}
+
 TEST(Timing, NoKernelBeatsItsRoofline) {
   std::vector<std::pair<const char*, TileKernel>> kernels = {
       {"tiny", streaming_copy(3, 1 << 20, 32 << 10)},
