@@ -34,19 +34,20 @@ std::vector<std::byte> make_constants() {
   return c;
 }
 
-// Inputs of each op with their scale buffers, and the output's buffers.
-std::size_t operand_args(const Problem& p) {
-  struct Count {
-    std::size_t operator()(const GemmFp8Problem&) const { return 5; }  // A, sA, B, sB, D
-    std::size_t operator()(const GemmProblem&) const { return 3; }
-    std::size_t operator()(const AttentionProblem&) const { return 4; }
-    std::size_t operator()(const RmsNormProblem&) const { return 3; }
-    std::size_t operator()(const SiluMulProblem&) const { return 2; }
-    std::size_t operator()(const AddProblem&) const { return 3; }
-    std::size_t operator()(const QuantizeProblem&) const { return 3; }    // x, q, q scales
-    std::size_t operator()(const DequantizeProblem&) const { return 3; }  // q, q scales, y
+// The buffers of each op: its inputs (with their scales) and its output.
+std::vector<std::string> operand_names(const Problem& p) {
+  struct Names {
+    using V = std::vector<std::string>;
+    V operator()(const GemmFp8Problem&) const { return {"a", "a scales", "b", "b scales", "d"}; }
+    V operator()(const GemmProblem&) const { return {"a", "b", "d"}; }
+    V operator()(const AttentionProblem&) const { return {"q", "k", "v", "o"}; }
+    V operator()(const RmsNormProblem&) const { return {"x", "w", "y"}; }
+    V operator()(const SiluMulProblem&) const { return {"x", "y"}; }
+    V operator()(const AddProblem&) const { return {"a", "b", "y"}; }
+    V operator()(const QuantizeProblem&) const { return {"x", "q", "q scales"}; }
+    V operator()(const DequantizeProblem&) const { return {"q", "q scales", "y"}; }
   };
-  return std::visit(Count{}, p);
+  return std::visit(Names{}, p);
 }
 
 }  // namespace
@@ -56,7 +57,14 @@ std::span<const std::byte> constants() {
   return bytes;
 }
 
-std::size_t arg_count(const Problem& problem) { return operand_args(problem) + 2; }
+std::size_t arg_count(const Problem& problem) { return operand_names(problem).size() + 2; }
+
+std::vector<std::string> arg_names(const Problem& problem) {
+  std::vector<std::string> names = operand_names(problem);
+  names.push_back("constants");
+  names.push_back("workspace");
+  return names;
+}
 
 TileConfig choose_tiles(const Problem& problem, const ChipDesc& chip) {
   return std::visit([&](const auto& p) { return choose(p, chip); }, problem);

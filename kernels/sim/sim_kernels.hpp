@@ -34,6 +34,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "kernels/kernel_spec.hpp"
 #include "simulator/chip.hpp"
@@ -58,8 +59,10 @@ inline constexpr std::int64_t kConstVectorBytes = 16 * 1024;  // zeros / -inf ru
 inline constexpr std::int64_t kConstIdentitySize = 128;
 std::span<const std::byte> constants();
 
-// Number of Hbm arguments of the op's kernels (operands, constants, workspace).
+// Number of Hbm arguments of the op's kernels (operands, constants, workspace), and their
+// names in order ("a", "a scales", "b", "b scales", "d", "constants", "workspace").
 std::size_t arg_count(const Problem& problem);
+std::vector<std::string> arg_names(const Problem& problem);
 
 // The tiles for `problem` on `chip`: the configuration with the fewest estimated cycles
 // among those whose buffers (double-buffered operands counted twice) fit the chip's
