@@ -258,7 +258,7 @@ std::string chip_to_json(const ChipDesc& chip) {
   OrderedJson out;
   out["name"] = chip.name;
   out["description"] = chip.description;
-  ChipDesc& c = const_cast<ChipDesc&>(chip);  // Field::member is shared with the parser
+  ChipDesc c = chip;  // Field::member hands out mutable pointers (it is shared with the parser)
   for (const Field& f : kFields) {
     OrderedJson* node = &out;
     std::string_view path = f.path;

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "anychip/error.hpp"
 #include "simulator/engine.hpp"
 
@@ -284,7 +286,10 @@ TEST(Trace, HasOneProcessPerCoreAndOneThreadPerPipe) {
   EXPECT_TRUE(saw_mma);
   EXPECT_TRUE(saw_load);
   const std::string json = chrome_trace_json(chip, events);
-  EXPECT_NE(json.find("\"traceEvents\""), std::string::npos);
+  const nlohmann::json parsed = nlohmann::json::parse(json);  // well-formed
+  std::size_t complete = 0;
+  for (const auto& e : parsed["traceEvents"]) complete += e["ph"] == "X";
+  EXPECT_EQ(complete, events.size());
   EXPECT_NE(json.find("{\"ph\":\"M\",\"pid\":1,\"name\":\"process_name\",\"args\":{\"name\":\"core 1\"}}"),
             std::string::npos);
   EXPECT_NE(json.find("\"name\":\"thread_name\",\"args\":{\"name\":\"dma_out\"}"), std::string::npos);
