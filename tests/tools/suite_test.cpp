@@ -64,10 +64,15 @@ class SuiteTest : public ::testing::Test {
     return found;
   }
 
-  Result anychip(const std::string& args) const {
+  // The command line that runs anychip with its own kernel cache.
+  static std::string cli() {
     static const std::string cache = (fs::temp_directory_path() / "anychip-suite-test-cache").string();
+    return "ANYCHIP_CACHE_DIR=" + cache + " " ANYCHIP_CLI;
+  }
+
+  Result anychip(const std::string& args) const {
     const std::string err_file = path("stderr.txt");
-    const std::string cmd = "ANYCHIP_CACHE_DIR=" + cache + " " ANYCHIP_CLI " " + args + " 2>" + err_file;
+    const std::string cmd = cli() + " " + args + " 2>" + err_file;
     Result r;
     FILE* p = popen(cmd.c_str(), "r");
     if (!p) return r;
@@ -199,6 +204,21 @@ TEST_F(SuiteTest, SmallSuitePassesOnTheCpu) {
   for (const char* column : {"case", "device", "rel_err", "tolerance", "cycles", "vs base", "status"})
     EXPECT_NE(r.out.find(column), std::string::npos) << column;
   EXPECT_EQ(r.err, "") << "progress is shown on a terminal only";
+}
+
+TEST_F(SuiteTest, ProgressCounterIsShownOnATerminalOnly) {
+  if (std::system("command -v script >/dev/null 2>&1") != 0) GTEST_SKIP() << "no `script` to give the run a terminal";
+  const std::string suite = write("small.json", small_suite({"cpu"}));
+  // script(1) runs the command on a pseudo-terminal and copies what it writes to stdout.
+  const std::string cmd = "script -qec '" + cli() + " suite run " + suite + " --json --jobs 1' /dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  std::array<char, 4096> buf;
+  while (std::size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
+  pclose(p);
+  EXPECT_NE(out.find("\r\033[K[1/6] "), std::string::npos) << out;
+  EXPECT_NE(out.find("\r\033[K[6/6] 0 failed"), std::string::npos) << out;
 }
 
 TEST_F(SuiteTest, JsonResultsHoldEveryRunWithItsTolerance) {
