@@ -2,6 +2,7 @@
 // simulator's chips.
 #include "kernels/lowering.hpp"
 #include "runtime/handles.hpp"
+#include "simulator/chip.hpp"
 
 namespace anychip {
 
@@ -22,6 +23,12 @@ std::string emit(const ir::Graph& graph, const Device& device, std::string_view 
     if (!out.empty() && out.back() != '\n') out += '\n';
   }
   return out;
+}
+
+std::vector<std::string> chip_presets() { return sim::preset_names(); }
+
+std::string chip_json(std::string_view preset_or_path) {
+  return sim::chip_to_json(sim::load_chip(preset_or_path));
 }
 
 }  // namespace anychip

@@ -238,8 +238,24 @@ int main(int argc, char** argv) {
       }
       return 0;
     }
-    if (*chip_list || *chip_show)
-      throw ac::Error(ac::ErrorCode::Unavailable, "chip: the simulator is not in this build yet");
+    if (*chip_list) {
+      std::vector<std::string> names = ac::chip_presets();
+      if (chip_list_json) {
+        json a = json::array();
+        for (const auto& n : names) a.push_back(json::parse(ac::chip_json(n)));
+        std::cout << json{{"chips", a}}.dump(2) << "\n";
+      } else {
+        for (const auto& n : names) {
+          json c = json::parse(ac::chip_json(n));
+          std::printf("%-16s %s\n", n.c_str(), c.value("description", "").c_str());
+        }
+      }
+      return 0;
+    }
+    if (*chip_show) {
+      std::cout << ac::chip_json(chip_name) << "\n";
+      return 0;
+    }
   } catch (const CLI::Error& e) {
     return app.exit(e);
   } catch (const ac::Error& e) {
