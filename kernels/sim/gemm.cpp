@@ -5,8 +5,8 @@
 // the cores working at the same time share A and B tiles in L2.
 //
 // gemm_fp8 walks K in 128-wide steps, one scale block each; the loads of step i go to
-// buffer set i % 2 (A, B, and A's scale column), so DMA of the next step overlaps the
-// matrix unit on this one. A's scales are gathered per step (one per row: a column of the
+// buffer set i % S (A, B, and A's scale column; S = tiles.stages, 2 to 4), so the DMA of
+// the next S-1 steps overlaps the matrix unit on this one and hides the HBM latency. A's scales are gathered per step (one per row: a column of the
 // [M, K/128] scale array); B's scales for the tile (one row of [N/128, K/128] per 128
 // columns) are loaded once.
 //   Native UE8M0 chip, UE8M0 scales: one scaled mma per step and 128-column chunk, into
@@ -16,7 +16,8 @@
 //   (double-buffered, so the next mma overlaps), and the vector unit adds it to the running
 //   fp32 sum in the scratchpad: comb = sa * sb (a row vector), run += tmp * comb[row].
 // Then the result is converted to the output dtype (bf16) and stored; an f32 result is
-// stored straight from the accumulator (or the running sum).
+// stored straight from the accumulator (or the running sum). The converted tile reuses
+// the operand buffers (free once the last mma has read them) when it fits there.
 //
 // A tile wider than 128 columns is cut into 128-column chunks (each chunk's B scale is one
 // value per step); narrower tiles divide 128. Edge tiles use the partial m, n; nothing
@@ -37,15 +38,18 @@ constexpr std::int64_t kScaleBlock = 128;
 constexpr std::int64_t kGroupM = 8;
 
 // Flags.
-constexpr int full(int s) { return 0 + s; }      // dma_in -> matrix: A/B of set s loaded
-constexpr int empty(int s) { return 2 + s; }     // matrix -> dma_in: A/B of set s read
-constexpr int tmp_full(int s) { return 4 + s; }  // matrix -> vector: temporary s written
-constexpr int tmp_free(int s) { return 6 + s; }  // vector -> matrix: temporary s read
-constexpr int sa_full(int s) { return 8 + s; }   // dma_in -> vector: A scales of set s
-constexpr int sa_free(int s) { return 10 + s; }  // vector -> dma_in
-constexpr int kScalesB = 12;                      // dma_in -> matrix or vector: B scales
-constexpr int kAccDone = 13;                      // matrix -> vector / dma_out
-constexpr int kOutReady = 14;                     // vector -> dma_out
+constexpr int kMaxStages = 4;
+constexpr int full(int s) { return 0 + s; }       // dma_in -> matrix: A/B of set s loaded
+constexpr int empty(int s) { return 4 + s; }      // matrix -> dma_in: A/B of set s read
+constexpr int tmp_full(int t) { return 8 + t; }   // matrix -> vector: temporary t written
+constexpr int tmp_free(int t) { return 10 + t; }  // vector -> matrix: temporary t read
+constexpr int sa_full(int s) { return 12 + s; }   // dma_in -> vector: A scales of set s
+constexpr int sa_free(int s) { return 16 + s; }   // vector -> dma_in
+constexpr int kScalesB = 20;                       // dma_in -> matrix or vector: B scales
+constexpr int kAccDone = 21;                       // matrix -> vector / dma_out
+constexpr int kOutReady = 22;                      // vector -> dma_out
+
+int stages_of(const TileConfig& t) { return std::clamp(t.stages, 2, kMaxStages); }
 
 // The output tiles and their order.
 struct TileGrid {
@@ -90,8 +94,9 @@ void convert_tile(Emitter& e, Addr dst, Addr src, DType out, std::int64_t me, st
 struct Fp8Plan {
   GemmFp8Problem p;
   std::int64_t tm = 0, tn = 0, chunk = 0, chunks = 0, nk = 0, ssa = 0, ssb = 0;
+  int stages = 2;
   bool native = false;
-  Addr a[2], b[2], sa[2], sb, sbf, saf, ones, comb, run, out;  // scratchpad
+  Addr a[kMaxStages], b[kMaxStages], sa[kMaxStages], sb, sbf, saf, ones, comb, run, out;  // scratchpad
   Addr acc, tmp[2];                                      // accumulator
   Footprint fp;
 };
@@ -106,12 +111,14 @@ Fp8Plan plan_fp8(const GemmFp8Problem& p, const TileConfig& t, const ChipDesc& c
   P.ssa = bytes_of(p.a_scale_dtype, 1), P.ssb = bytes_of(p.b_scale_dtype, 1);
   P.native = chip.core.matrix.native_ue8m0_scales && p.a_scale_dtype == DType::ue8m0 &&
              p.b_scale_dtype == DType::ue8m0;
+  P.stages = stages_of(t);
   Allocator spm(Space::Spm), acc(Space::Acc);
-  for (int s = 0; s < 2; ++s) {
+  for (int s = 0; s < P.stages; ++s) {
     P.a[s] = spm.take(P.tm * kScaleBlock);
     P.b[s] = spm.take(P.tn * kScaleBlock);
-    P.sa[s] = spm.take(P.tm * P.ssa);
   }
+  const std::int64_t operands = spm.bytes();
+  for (int s = 0; s < P.stages; ++s) P.sa[s] = spm.take(P.tm * P.ssa);
   P.sb = spm.take(P.chunks * P.nk * P.ssb);
   if (P.native) {
     P.acc = acc.take(P.tm * P.tn * 4);
@@ -123,7 +130,10 @@ Fp8Plan plan_fp8(const GemmFp8Problem& p, const TileConfig& t, const ChipDesc& c
     P.run = spm.take(P.tm * P.tn * 4);
     for (int s = 0; s < 2; ++s) P.tmp[s] = acc.take(P.tm * P.tn * 4);
   }
-  if (p.out_dtype != DType::f32) P.out = spm.take(P.tm * P.tn * bytes_of(p.out_dtype, 1));
+  if (p.out_dtype != DType::f32) {
+    const std::int64_t out = P.tm * P.tn * bytes_of(p.out_dtype, 1);
+    P.out = out <= operands ? P.a[0] : spm.take(out);
+  }
   P.fp = {spm.bytes(), acc.bytes()};
   return P;
 }
@@ -151,8 +161,9 @@ void build_fp8(const Fp8Plan& P, const TileGrid& grid, std::int64_t item, std::s
   }
 
   for (std::int64_t kb = 0; kb < nk; ++kb) {
-    const int s = static_cast<int>(kb % 2);
-    const bool reused = kb >= 2, reused_later = kb + 2 < nk;
+    const int s = static_cast<int>(kb % P.stages), t = static_cast<int>(kb % 2);
+    const bool reused = kb >= P.stages, reused_later = kb + P.stages < nk;
+    const bool tmp_reused = kb >= 2, tmp_reused_later = kb + 2 < nk;
     // dma_in: A, B (and A's scale column) of this step.
     if (reused) e.wait(Pipe::DmaIn, empty(s));
     e.load(P.a[s], A + m0 * K + kb * kScaleBlock, me, kScaleBlock, K);
@@ -169,7 +180,7 @@ void build_fp8(const Fp8Plan& P, const TileGrid& grid, std::int64_t item, std::s
 
     // matrix
     e.wait(Pipe::Matrix, full(s));
-    if (!P.native && reused) e.wait(Pipe::Matrix, tmp_free(s));
+    if (!P.native && tmp_reused) e.wait(Pipe::Matrix, tmp_free(t));
     for (std::int64_t c = 0; c < nch; ++c) {
       const std::int64_t cw = std::min(P.chunk, ne - c * P.chunk);
       Mma m;
@@ -184,14 +195,14 @@ void build_fp8(const Fp8Plan& P, const TileGrid& grid, std::int64_t item, std::s
         m.scale_a = {P.sa[s], p.a_scale_dtype};
         m.scale_b = {offset(P.sb, (c * nk + kb) * P.ssb), p.b_scale_dtype};
       } else {
-        m.acc = offset(P.tmp[s], c * P.tm * P.chunk * 4);
+        m.acc = offset(P.tmp[t], c * P.tm * P.chunk * 4);
         m.accumulate = false;
       }
       e.mma(m);
     }
     if (reused_later) e.signal(Pipe::Matrix, empty(s));
     if (P.native) continue;
-    e.signal(Pipe::Matrix, tmp_full(s));
+    e.signal(Pipe::Matrix, tmp_full(t));
 
     // vector: run (+)= tmp * (sa * sb)[row]
     e.wait(Pipe::Vector, sa_full(s));
@@ -200,7 +211,7 @@ void build_fp8(const Fp8Plan& P, const TileGrid& grid, std::int64_t item, std::s
       e.ue8m0_to_f32(P.saf, P.ones, P.sa[s], 1, me);
       sa_f32 = P.saf;
     }
-    e.wait(Pipe::Vector, tmp_full(s));
+    e.wait(Pipe::Vector, tmp_full(t));
     for (std::int64_t c = 0; c < nch; ++c) {
       const std::int64_t cw = std::min(P.chunk, ne - c * P.chunk);
       Vec comb;
@@ -210,15 +221,13 @@ void build_fp8(const Fp8Plan& P, const TileGrid& grid, std::int64_t item, std::s
       Vec acc;
       acc.op = kb == 0 ? VecOp::RowScale : VecOp::ScaleAccumulate;
       acc.dst = offset(P.run, c * P.tm * P.chunk * 4);
-      acc.src0 = offset(P.tmp[s], c * P.tm * P.chunk * 4);
+      acc.src0 = offset(P.tmp[t], c * P.tm * P.chunk * 4);
       acc.src1 = P.comb, acc.rows = me, acc.cols = cw;
       acc.scale_dtype = DType::f32, acc.imm = 1;
       e.vec(acc);
     }
-    if (reused_later) {
-      e.signal(Pipe::Vector, sa_free(s));
-      e.signal(Pipe::Vector, tmp_free(s));
-    }
+    if (reused_later) e.signal(Pipe::Vector, sa_free(s));
+    if (tmp_reused_later) e.signal(Pipe::Vector, tmp_free(t));
   }
 
   // Epilogue: convert (unless f32) and store.
@@ -235,13 +244,17 @@ void build_fp8(const Fp8Plan& P, const TileGrid& grid, std::int64_t item, std::s
   store_tile(e, D, p.n, p.out_dtype, m0, n0, me, ne, P.tm, P.chunk, p.out_dtype == DType::f32 ? result : P.out);
 }
 
-// Estimated cycles of the whole kernel: per work item, the slowest pipe per K step times
-// the steps plus the prologue and epilogue; work items in waves over the cores; never less
-// than the bytes over HBM (each matrix once) or over L2 (every tile load).
-double estimate(const ChipDesc& chip, std::int64_t items, std::int64_t steps, const ItemCost& c,
+// Estimated cycles of the whole kernel: per work item, the steady-state step times the
+// steps plus the prologue and epilogue; work items in waves over the cores; never less
+// than the bytes over HBM (each matrix once) or over L2 (every tile load). A step takes
+// the slowest pipe's time, or, when the S buffers of an operand cannot cover the HBM
+// latency, (load + latency + mma) / S: a buffer is loaded again only after its mma.
+double estimate(const ChipDesc& chip, std::int64_t items, std::int64_t steps, int stages, const ItemCost& c,
                 double loaded_per_item, double unique_bytes) {
-  const double step = std::max({c.step[0], c.step[1], c.step[2], c.step[3]});
-  const double item = static_cast<double>(steps) * step + c.fixed[0] + c.fixed[1] + c.fixed[2] + c.fixed[3];
+  const double cycle = (c.step[0] + latency_cycles(chip) + c.step[1]) / stages;
+  const double step = std::max({c.step[0], c.step[1], c.step[2], c.step[3], cycle});
+  const double item = static_cast<double>(steps) * step + c.fixed[0] + c.fixed[1] + c.fixed[2] + c.fixed[3] +
+                      latency_cycles(chip);
   const double waves = std::ceil(static_cast<double>(items) / static_cast<double>(chip.cores));
   const double hbm_per_cycle = chip.hbm_bytes_per_s / chip.clock_hz;
   const double l2_per_cycle = chip.l2_bytes_per_s / chip.clock_hz;
@@ -264,7 +277,7 @@ double estimate_fp8(const GemmFp8Problem& p, const TileConfig& t, const ChipDesc
   const double loaded = static_cast<double>((me + ne) * p.k) + static_cast<double>(me * P.nk * P.ssa);
   const double unique = static_cast<double>((p.m + p.n) * p.k) +
                         static_cast<double>(p.m * p.n * bytes_of(p.out_dtype, 1));
-  return estimate(chip, grid.items(), P.nk, c, loaded, unique);
+  return estimate(chip, grid.items(), P.nk, P.stages, c, loaded, unique);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -273,7 +286,8 @@ double estimate_fp8(const GemmFp8Problem& p, const TileConfig& t, const ChipDesc
 struct GemmPlan {
   GemmProblem p;
   std::int64_t tm = 0, tn = 0, tk = 0, nk = 0;
-  Addr a[2], b[2], out, acc;
+  int stages = 2;
+  Addr a[kMaxStages], b[kMaxStages], out, acc;
   Footprint fp;
 };
 
@@ -284,11 +298,15 @@ GemmPlan plan_gemm(const GemmProblem& p, const TileConfig& t) {
   P.nk = ceil_div(p.k, P.tk);
   Allocator spm(Space::Spm), acc(Space::Acc);
   const std::int64_t es = bytes_of(p.in_dtype, 1);
-  for (int s = 0; s < 2; ++s) {
+  P.stages = stages_of(t);
+  for (int s = 0; s < P.stages; ++s) {
     P.a[s] = spm.take(P.tm * P.tk * es);
     P.b[s] = spm.take(P.tn * P.tk * es);
   }
-  if (p.out_dtype != DType::f32) P.out = spm.take(P.tm * P.tn * bytes_of(p.out_dtype, 1));
+  if (p.out_dtype != DType::f32) {
+    const std::int64_t out = P.tm * P.tn * bytes_of(p.out_dtype, 1);
+    P.out = out <= spm.bytes() ? P.a[0] : spm.take(out);
+  }
   P.acc = acc.take(P.tm * P.tn * 4);
   P.fp = {spm.bytes(), acc.bytes()};
   return P;
@@ -304,15 +322,15 @@ void build_gemm(const GemmPlan& P, const TileGrid& grid, std::int64_t item, std:
   const std::int64_t me = std::min(P.tm, p.m - m0), ne = std::min(P.tn, p.n - n0);
   const std::int64_t es = bytes_of(p.in_dtype, 1), K = p.k;
   for (std::int64_t kb = 0; kb < P.nk; ++kb) {
-    const int s = static_cast<int>(kb % 2);
+    const int s = static_cast<int>(kb % P.stages);
     const std::int64_t k0 = kb * P.tk, ke = std::min(P.tk, K - k0);
-    if (kb >= 2) e.wait(Pipe::DmaIn, empty(s));
+    if (kb >= P.stages) e.wait(Pipe::DmaIn, empty(s));
     e.load(P.a[s], A + (m0 * K + k0) * es, me, ke * es, K * es);
     e.load(P.b[s], B + (n0 * K + k0) * es, ne, ke * es, K * es);
     e.signal(Pipe::DmaIn, full(s));
     e.wait(Pipe::Matrix, full(s));
     e.mma(P.acc, P.a[s], P.b[s], me, ne, ke, p.in_dtype, p.in_dtype, kb > 0);
-    if (kb + 2 < P.nk) e.signal(Pipe::Matrix, empty(s));
+    if (kb + P.stages < P.nk) e.signal(Pipe::Matrix, empty(s));
   }
   e.signal(Pipe::Matrix, kAccDone);
   if (p.out_dtype == DType::f32) {
@@ -343,7 +361,7 @@ double estimate_gemm(const GemmProblem& p, const TileConfig& t, const ChipDesc& 
   const double loaded = static_cast<double>((me + ne) * p.k) * es;
   const double unique = static_cast<double>((p.m + p.n) * p.k) * es +
                         static_cast<double>(p.m * p.n * bytes_of(p.out_dtype, 1));
-  return estimate(chip, grid.items(), P.nk, c, loaded, unique);
+  return estimate(chip, grid.items(), P.nk, P.stages, c, loaded, unique);
 }
 
 const std::int64_t kTileSizes[] = {16, 32, 64, 128, 256};
@@ -360,6 +378,7 @@ std::string check(const GemmFp8Problem& p, const TileConfig& t, const ChipDesc& 
     return "gemm_fp8 output must be f32, bf16 or f16";
   if (p.k <= 0 || p.k % kScaleBlock != 0) return "K=" + std::to_string(p.k) + " is not a positive multiple of 128";
   if (chip.core.matrix.fp8_flops_per_cycle <= 0) return "the chip's matrix unit has no FP8 rate";
+  if (t.stages < 2 || t.stages > kMaxStages) return "gemm_fp8 stages must be 2 to 4";
   if (t.m <= 0 || t.n <= 0 || t.k != kScaleBlock)
     return "gemm_fp8 tiles must be m x n x 128, got " + std::to_string(t.m) + "x" + std::to_string(t.n) + "x" +
            std::to_string(t.k);
@@ -374,12 +393,14 @@ Footprint footprint(const GemmFp8Problem& p, const TileConfig& t, const ChipDesc
 
 TileConfig choose(const GemmFp8Problem& p, const ChipDesc& chip) {
   std::vector<TileConfig> candidates;
-  for (std::int64_t tm : kTileSizes)
-    for (std::int64_t tn : kTileSizes) {
-      if (tm > round_up(std::max<std::int64_t>(p.m, 1), 16) * 2 && tm > 16) continue;
-      if (tn > round_up(std::max<std::int64_t>(p.n, 1), 16) * 2 && tn > 16) continue;
-      candidates.push_back({static_cast<int>(tm), static_cast<int>(tn), static_cast<int>(kScaleBlock), 2});
-    }
+  for (int stages = 2; stages <= kMaxStages; ++stages)
+    for (std::int64_t tm : kTileSizes)
+      for (std::int64_t tn : kTileSizes) {
+        if (tm > round_up(std::max<std::int64_t>(p.m, 1), 16) * 2 && tm > 16) continue;
+        if (tn > round_up(std::max<std::int64_t>(p.n, 1), 16) * 2 && tn > 16) continue;
+        if (stages > 2 && p.k / kScaleBlock <= 2) continue;
+        candidates.push_back({static_cast<int>(tm), static_cast<int>(tn), static_cast<int>(kScaleBlock), stages});
+      }
   if (p.k <= 0 || p.k % kScaleBlock != 0 || p.m <= 0 || p.n <= 0) return candidates.front();
   return pick(
       candidates,
@@ -411,6 +432,7 @@ std::string check(const GemmProblem& p, const TileConfig& t, const ChipDesc& chi
   if (matrix_rate(chip, p.in_dtype) <= 0)
     return std::string("the chip's matrix unit has no ") + std::string(dtype_name(p.in_dtype)) + " rate";
   if (t.m <= 0 || t.n <= 0 || t.k <= 0) return "gemm tiles must be positive";
+  if (t.stages < 2 || t.stages > kMaxStages) return "gemm stages must be 2 to 4";
   return fit_problem(footprint(p, t, chip), chip);
 }
 
@@ -418,14 +440,16 @@ Footprint footprint(const GemmProblem& p, const TileConfig& t, const ChipDesc&) 
 
 TileConfig choose(const GemmProblem& p, const ChipDesc& chip) {
   std::vector<TileConfig> candidates;
-  for (std::int64_t tk : {32, 64, 128, 256})
-    for (std::int64_t tm : kTileSizes)
-      for (std::int64_t tn : kTileSizes) {
-        if (tm > round_up(std::max<std::int64_t>(p.m, 1), 16) * 2 && tm > 16) continue;
-        if (tn > round_up(std::max<std::int64_t>(p.n, 1), 16) * 2 && tn > 16) continue;
-        if (tk > round_up(std::max<std::int64_t>(p.k, 1), 16) * 2 && tk > 32) continue;
-        candidates.push_back({static_cast<int>(tm), static_cast<int>(tn), static_cast<int>(tk), 2});
-      }
+  for (int stages = 2; stages <= kMaxStages; ++stages)
+    for (std::int64_t tk : {32, 64, 128, 256})
+      for (std::int64_t tm : kTileSizes)
+        for (std::int64_t tn : kTileSizes) {
+          if (tm > round_up(std::max<std::int64_t>(p.m, 1), 16) * 2 && tm > 16) continue;
+          if (tn > round_up(std::max<std::int64_t>(p.n, 1), 16) * 2 && tn > 16) continue;
+          if (tk > round_up(std::max<std::int64_t>(p.k, 1), 16) * 2 && tk > 32) continue;
+          if (stages > 2 && ceil_div(p.k, tk) <= 2) continue;
+          candidates.push_back({static_cast<int>(tm), static_cast<int>(tn), static_cast<int>(tk), stages});
+        }
   if (p.k <= 0 || p.m <= 0 || p.n <= 0) return candidates.front();
   return pick(
       candidates,

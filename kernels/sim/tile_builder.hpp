@@ -167,6 +167,9 @@ ItemCost item_cost(const ChipDesc& chip, Build build_with_steps) {
 // "needs 300 KiB of scratchpad, the chip has 256 KiB" when a work item does not fit.
 std::string fit_problem(const Footprint& f, const ChipDesc& chip);
 
+// The HBM latency in cycles.
+inline double latency_cycles(const ChipDesc& chip) { return chip.hbm_latency_ns * 1e-9 * chip.clock_hz; }
+
 // The matrix unit's FLOP per cycle (one core) for operands of dtype d; 0 if it has none.
 double matrix_rate(const ChipDesc& chip, DType d);
 
