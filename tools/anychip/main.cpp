@@ -1,4 +1,4 @@
-// The `anychip` command: devices, run, bench, emit, chip, suite.
+// The `anychip` command: devices, run, bench, emit, chip, conformance, suite.
 // It uses the public API (include/anychip) only.
 #include <cmath>
 #include <cstdio>
@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "anychip/anychip.hpp"
+#include "anychip/conformance.hpp"
 #include "tools/anychip/cli.hpp"
 #include "tools/anychip/suite.hpp"
 
@@ -90,6 +91,48 @@ int cmd_run(const std::string& file, const RunOptions& opt, const std::vector<st
                              : "check: FAILED (see the rows marked FAIL)");
     if (!opt.trace_path.empty()) std::printf("trace of the %s run: %s (open it in ui.perfetto.dev)\n", opt.device.c_str(), opt.trace_path.c_str());
   }
+  return ok ? 0 : 1;
+}
+
+// The conformance suite on one device, or on every available one.
+int cmd_conformance(const std::string& device_id, const std::string& filter, bool as_json, std::uint64_t seed) {
+  std::vector<std::string> ids;
+  json skipped = json::array();
+  if (!device_id.empty()) {
+    ids.push_back(device_id);
+  } else {
+    for (const ac::DeviceInfo& d : ac::list_devices()) {
+      if (d.available) {
+        ids.push_back(d.id);
+      } else {
+        skipped.push_back({{"device", d.id}, {"reason", d.unavailable_reason}});
+        if (!as_json) std::printf("%-22s skipped: %s\n", d.id.c_str(), d.unavailable_reason.c_str());
+      }
+    }
+  }
+  json devices = json::array();
+  bool ok = true;
+  for (const std::string& id : ids) {
+    ac::Device device = ac::Device::open(id);
+    std::map<std::string, int> counts;
+    json results = json::array();
+    for (const auto& r : ac::conformance::run(device, seed, filter)) {
+      const std::string outcome(ac::conformance::outcome_name(r.outcome));
+      ++counts[outcome];
+      ok = ok && !ac::conformance::is_failure(r.outcome);
+      results.push_back({{"case", r.case_name}, {"outcome", outcome}, {"rel_err", r.rel_err},
+                         {"tolerance", r.tolerance}, {"detail", r.detail}});
+      if (!as_json && r.outcome != ac::conformance::Outcome::Pass)
+        std::printf("%-22s %-44s %-11s %s\n", id.c_str(), r.case_name.c_str(), outcome.c_str(), r.detail.c_str());
+    }
+    if (!as_json) {
+      std::printf("%-22s", id.c_str());
+      for (const char* o : {"pass", "FAIL", "unsupported", "xfail", "XPASS"}) std::printf(" %s %d", o, counts[o]);
+      std::printf("\n");
+    }
+    devices.push_back({{"device", id}, {"results", results}, {"counts", counts}});
+  }
+  if (as_json) std::cout << json{{"devices", devices}, {"skipped", skipped}, {"ok", ok}}.dump(2) << "\n";
   return ok ? 0 : 1;
 }
 
@@ -219,12 +262,22 @@ int main(int argc, char** argv) {
   chip_show->add_option("chip", chip_name, "preset name or path")->required();
   chip_show->add_flag("--json");  // the description is JSON either way
 
+  std::string conf_device, conf_filter;
+  bool conf_json = false;
+  std::uint64_t conf_seed = 1;
+  auto* conf = app.add_subcommand("conformance", "every op against the float64 reference, on one or every device");
+  conf->add_option("--device", conf_device, "one device (default: every available device)");
+  conf->add_option("--filter", conf_filter, "only cases whose name starts with this, e.g. attention/");
+  conf->add_option("--seed", conf_seed, "seed of the random inputs");
+  conf->add_flag("--json", conf_json, "print JSON");
+
   register_suite_commands(app);
 
   try {
     app.parse(argc, argv);
     if (*devices) return cmd_devices(devices_json);
     if (*run) return cmd_run(run_file, run_opt, compare);
+    if (*conf) return cmd_conformance(conf_device, conf_filter, conf_json, conf_seed);
     if (*gemm) return cmd_bench(gemm_flags, gemm_opt);
     if (*attention) return cmd_bench(att_flags, att_opt);
     if (*emit) {
