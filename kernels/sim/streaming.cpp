@@ -1,8 +1,9 @@
 // The streaming ops on the simulator: rmsnorm, silu_mul, add, quantize_fp8, dequantize.
 //
 // Each is a sequence of steps over tiles of its tensor (load -> one vector instruction ->
-// store), double-buffered by emit_stream() so that DMA in, the vector unit and DMA out of
-// consecutive steps overlap. The steps are cut into one contiguous run per core.
+// store), with tiles.stages buffer sets (emit_stream()) so that DMA in, the vector unit
+// and DMA out of consecutive steps overlap and the HBM latency is covered. The steps are
+// cut into one contiguous run per core.
 //   add          flat: n elements per step
 //   silu_mul     m rows x n output columns per step: gate and up are two strided loads
 //   rmsnorm      m whole rows per step; the weight is loaded (and converted to f32) once
@@ -48,18 +49,25 @@ std::vector<double> pipe_cycles(const ChipDesc& chip, const Program& prog) {
 }
 
 // Estimated cycles of a streaming kernel: each core runs its steps with the pipes
-// overlapped (the slowest pipe per step, plus one step of fill and drain), never less than
-// its bytes over HBM.
-double stream_estimate(const ChipDesc& chip, std::int64_t steps, const std::vector<double>& step,
-                       double setup, double bytes) {
+// overlapped: a step takes the slowest pipe (DMA in at least its share of HBM with every
+// core streaming), or a buffer set's round trip through load, latency, compute (and
+// store, latency) over the stages; plus one step of fill and drain. Never less than the
+// bytes over HBM.
+double stream_estimate(const ChipDesc& chip, std::int64_t steps, int stages, const std::vector<double>& step,
+                       double step_bytes, double setup, double bytes) {
   const StepRuns runs = step_runs(steps, chip.cores);
-  const double slowest = std::max({step[0], step[1], step[2], step[3]});
-  const double item = setup + static_cast<double>(runs.steps_per_item) * slowest + step[0] + step[2] + step[3] - slowest;
-  return std::max(item, bytes / (chip.hbm_bytes_per_s / chip.clock_hz));
+  const double lat = latency_cycles(chip), hbm_per_cycle = chip.hbm_bytes_per_s / chip.clock_hz;
+  const double load = std::max(step[0], step_bytes * static_cast<double>(runs.items) / hbm_per_cycle);
+  const double slowest = std::max({load, step[1], step[2], step[3], (load + lat + step[2]) / stages,
+                                   (step[2] + step[3] + lat) / stages});
+  const double item = setup + static_cast<double>(runs.steps_per_item) * slowest + load + step[2] + step[3] + 2 * lat;
+  return std::max(item, bytes / hbm_per_cycle);
 }
 
 // A streaming op: its steps and what each pipe does in one.
 struct StreamOp {
+  int stages = 2;
+  explicit StreamOp(const TileConfig& t) : stages(std::clamp(t.stages, 2, kMaxStreamStages)) {}
   virtual ~StreamOp() = default;
   virtual std::int64_t steps() const = 0;
   virtual void setup(Emitter&, Args) const {}
@@ -77,7 +85,7 @@ TileKernel stream_kernel(std::string name, std::shared_ptr<const StreamOp> op, s
     Emitter e(out);
     const std::int64_t first = runs.first(item), n = runs.count(item, op->steps());
     op->setup(e, args);
-    emit_stream(e, n,
+    emit_stream(e, n, op->stages,
                 StreamBody{[&](Emitter& em, std::int64_t i, int s) { op->load(em, first + i, s, args); },
                            [&](Emitter& em, std::int64_t i, int s) { op->compute(em, first + i, s); },
                            [&](Emitter& em, std::int64_t i, int s) { op->store(em, first + i, s, args); }});
@@ -85,8 +93,14 @@ TileKernel stream_kernel(std::string name, std::shared_ptr<const StreamOp> op, s
   return k;
 }
 
-// Per-pipe cycles of one step (the first) of op, and of its setup.
-std::pair<std::vector<double>, double> step_cost(const ChipDesc& chip, const StreamOp& op, std::size_t nargs) {
+// Per-pipe cycles of one step (the first) of op, the bytes it moves, and the cycles of
+// its setup.
+struct StepCost {
+  std::vector<double> pipes;
+  double bytes = 0, setup = 0;
+};
+
+StepCost step_cost(const ChipDesc& chip, const StreamOp& op, std::size_t nargs) {
   const std::vector<std::int64_t> args(nargs, 0);
   Program setup, one;
   Emitter es(setup), e(one);
@@ -96,23 +110,41 @@ std::pair<std::vector<double>, double> step_cost(const ChipDesc& chip, const Str
     op.compute(e, 0, 0);
     op.store(e, 0, 0, args);
   }
+  StepCost c;
+  c.pipes = pipe_cycles(chip, one);
+  for (const Instr& i : one.instrs) {
+    if (const auto* l = std::get_if<Load>(&i)) c.bytes += static_cast<double>(l->src.rows * l->src.row_bytes);
+    if (const auto* st = std::get_if<Store>(&i)) c.bytes += static_cast<double>(st->dst.rows * st->dst.row_bytes);
+  }
   const std::vector<double> s = pipe_cycles(chip, setup);
-  return {pipe_cycles(chip, one), s[0] + s[1] + s[2] + s[3]};
+  c.setup = s[0] + s[1] + s[2] + s[3];
+  return c;
+}
+
+// Each candidate with every pipeline depth.
+std::vector<TileConfig> with_stages(const std::vector<TileConfig>& tiles) {
+  std::vector<TileConfig> out;
+  for (int stages = 2; stages <= kMaxStreamStages; ++stages)
+    for (TileConfig t : tiles) {
+      t.stages = stages;
+      out.push_back(t);
+    }
+  return out;
 }
 
 template <typename MakeOp>
 TileConfig choose_stream(const std::vector<TileConfig>& candidates, const ChipDesc& chip, std::size_t nargs,
                          double bytes, MakeOp make) {
   return pick(
-      candidates,
+      with_stages(candidates),
       [&](const TileConfig& t) -> std::int64_t {
         const Footprint f = make(t)->footprint();
         return fits(f, chip) ? f.scratchpad_bytes : -1;
       },
       [&](const TileConfig& t) {
         const auto op = make(t);
-        const auto [step, setup] = step_cost(chip, *op, nargs);
-        return stream_estimate(chip, op->steps(), step, setup, bytes);
+        const StepCost c = step_cost(chip, *op, nargs);
+        return stream_estimate(chip, op->steps(), op->stages, c.pipes, c.bytes, c.setup, bytes);
       });
 }
 
@@ -147,11 +179,11 @@ std::vector<TileConfig> grid_candidates(std::int64_t rows, std::int64_t cols, st
 struct AddOp final : StreamOp {
   AddProblem p;
   std::int64_t n = 0;  // elements per step
-  Addr a[2], b[2], y[2];
+  Addr a[kMaxStreamStages], b[kMaxStreamStages], y[kMaxStreamStages];
   Footprint fp;
-  AddOp(const AddProblem& p_, const TileConfig& t) : p(p_), n(std::max(t.n, 1)) {
+  AddOp(const AddProblem& p_, const TileConfig& t) : StreamOp(t), p(p_), n(std::max(t.n, 1)) {
     Allocator spm(Space::Spm);
-    for (int s = 0; s < 2; ++s) a[s] = spm.take(bytes_of(p.dtype, n)), b[s] = spm.take(bytes_of(p.dtype, n)),
+    for (int s = 0; s < stages; ++s) a[s] = spm.take(bytes_of(p.dtype, n)), b[s] = spm.take(bytes_of(p.dtype, n)),
                                y[s] = spm.take(bytes_of(p.dtype, n));
     fp = {spm.bytes(), 0};
   }
@@ -178,12 +210,12 @@ struct AddOp final : StreamOp {
 struct SiluMulOp final : StreamOp {
   SiluMulProblem p;
   Tiles2d g;
-  Addr x[2], u[2], y[2];
+  Addr x[kMaxStreamStages], u[kMaxStreamStages], y[kMaxStreamStages];
   Footprint fp;
-  SiluMulOp(const SiluMulProblem& p_, const TileConfig& t) : p(p_), g(p.rows, p.dim, t.m, t.n) {
+  SiluMulOp(const SiluMulProblem& p_, const TileConfig& t) : StreamOp(t), p(p_), g(p.rows, p.dim, t.m, t.n) {
     Allocator spm(Space::Spm);
     const std::int64_t bytes = bytes_of(p.dtype, g.tm * g.tn);
-    for (int s = 0; s < 2; ++s) x[s] = spm.take(bytes), u[s] = spm.take(bytes), y[s] = spm.take(bytes);
+    for (int s = 0; s < stages; ++s) x[s] = spm.take(bytes), u[s] = spm.take(bytes), y[s] = spm.take(bytes);
     fp = {spm.bytes(), 0};
   }
   Footprint footprint() const { return fp; }
@@ -218,13 +250,13 @@ struct RmsNormOp final : StreamOp {
   RmsNormProblem p;
   Tiles2d g;
   DType cd = DType::f32;  // the dtype RmsNorm reads
-  Addr x[2], y[2], xf, w, wc;
+  Addr x[kMaxStreamStages], y[kMaxStreamStages], xf, w, wc;
   Footprint fp;
-  RmsNormOp(const RmsNormProblem& p_, const TileConfig& t) : p(p_), g(p.rows, p.dim, t.m, p.dim) {
+  RmsNormOp(const RmsNormProblem& p_, const TileConfig& t) : StreamOp(t), p(p_), g(p.rows, p.dim, t.m, p.dim) {
     cd = p.weight_dtype == p.dtype ? p.dtype : DType::f32;
     Allocator spm(Space::Spm);
     const std::int64_t elems = g.tm * std::max<std::int64_t>(p.dim, 1);
-    for (int s = 0; s < 2; ++s) x[s] = spm.take(bytes_of(p.dtype, elems)), y[s] = spm.take(bytes_of(p.dtype, elems));
+    for (int s = 0; s < stages; ++s) x[s] = spm.take(bytes_of(p.dtype, elems)), y[s] = spm.take(bytes_of(p.dtype, elems));
     if (cd != p.dtype) xf = spm.take(bytes_of(cd, elems));
     w = spm.take(bytes_of(p.weight_dtype, p.dim));
     wc = p.weight_dtype == cd ? w : spm.take(bytes_of(cd, p.dim));
@@ -268,12 +300,12 @@ struct QuantizeOp final : StreamOp {
   QuantizeProblem p;
   Tiles2d g;
   std::int64_t scale_cols = 0;
-  Addr x[2], q[2], sc[2];
+  Addr x[kMaxStreamStages], q[kMaxStreamStages], sc[kMaxStreamStages];
   Footprint fp;
   QuantizeOp(const QuantizeProblem& p_, const TileConfig& t)
-      : p(p_), g(p.rows, p.cols, t.m, t.n), scale_cols(anychip::scale_cols(p.cols, p.block)) {
+      : StreamOp(t), p(p_), g(p.rows, p.cols, t.m, t.n), scale_cols(anychip::scale_cols(p.cols, p.block)) {
     Allocator spm(Space::Spm);
-    for (int s = 0; s < 2; ++s) {
+    for (int s = 0; s < stages; ++s) {
       x[s] = spm.take(bytes_of(p.in_dtype, g.tm * g.tn));
       q[s] = spm.take(g.tm * g.tn);
       sc[s] = spm.take(bytes_of(p.scale_dtype, ceil_div(g.tm, p.block.rows) * ceil_div(g.tn, p.block.cols)));
@@ -308,12 +340,12 @@ struct DequantizeOp final : StreamOp {
   DequantizeProblem p;
   Tiles2d g;
   std::int64_t scale_cols = 0;
-  Addr q[2], sc[2], y[2];
+  Addr q[kMaxStreamStages], sc[kMaxStreamStages], y[kMaxStreamStages];
   Footprint fp;
   DequantizeOp(const DequantizeProblem& p_, const TileConfig& t)
-      : p(p_), g(p.rows, p.cols, t.m, t.n), scale_cols(anychip::scale_cols(p.cols, p.block)) {
+      : StreamOp(t), p(p_), g(p.rows, p.cols, t.m, t.n), scale_cols(anychip::scale_cols(p.cols, p.block)) {
     Allocator spm(Space::Spm);
-    for (int s = 0; s < 2; ++s) {
+    for (int s = 0; s < stages; ++s) {
       q[s] = spm.take(g.tm * g.tn);
       sc[s] = spm.take(bytes_of(p.scale_dtype, ceil_div(g.tm, p.block.rows) * ceil_div(g.tn, p.block.cols)));
       y[s] = spm.take(bytes_of(p.out_dtype, g.tm * g.tn));
@@ -344,6 +376,11 @@ struct DequantizeOp final : StreamOp {
   }
 };
 
+std::string check_stages(const char* op, const TileConfig& t) {
+  if (t.stages >= 2 && t.stages <= kMaxStreamStages) return "";
+  return std::string(op) + ": stages must be 2 to " + std::to_string(kMaxStreamStages);
+}
+
 std::string check_float(const char* what, DType d) {
   if (is_float(d)) return "";
   return std::string(what) + " must be f32, bf16 or f16, not " + std::string(dtype_name(d));
@@ -365,6 +402,7 @@ std::string check_blocked(const char* op, std::int64_t rows, std::int64_t cols, 
 // add ---------------------------------------------------------------------------------------
 
 std::string check(const AddProblem& p, const TileConfig& t, const ChipDesc& chip) {
+  if (auto why = check_stages("add", t); !why.empty()) return why;
   if (auto why = check_float("add dtype", p.dtype); !why.empty()) return why;
   if (t.n <= 0) return "add: tile n must be positive";
   return fit_problem(footprint(p, t, chip), chip);
@@ -383,6 +421,7 @@ TileKernel build(const AddProblem& p, const TileConfig& t, const ChipDesc& chip,
 // silu_mul ----------------------------------------------------------------------------------
 
 std::string check(const SiluMulProblem& p, const TileConfig& t, const ChipDesc& chip) {
+  if (auto why = check_stages("silu_mul", t); !why.empty()) return why;
   if (auto why = check_float("silu_mul dtype", p.dtype); !why.empty()) return why;
   if (t.m <= 0 || t.n <= 0) return "silu_mul: tiles must be positive";
   return fit_problem(footprint(p, t, chip), chip);
@@ -401,6 +440,7 @@ TileKernel build(const SiluMulProblem& p, const TileConfig& t, const ChipDesc& c
 // rmsnorm -----------------------------------------------------------------------------------
 
 std::string check(const RmsNormProblem& p, const TileConfig& t, const ChipDesc& chip) {
+  if (auto why = check_stages("rmsnorm", t); !why.empty()) return why;
   if (auto why = check_float("rmsnorm dtype", p.dtype); !why.empty()) return why;
   if (auto why = check_float("rmsnorm weight dtype", p.weight_dtype); !why.empty()) return why;
   if (t.m <= 0 || t.n != p.dim) return "rmsnorm: tiles must be m rows x the whole dim";
@@ -423,6 +463,7 @@ TileKernel build(const RmsNormProblem& p, const TileConfig& t, const ChipDesc& c
 // quantize_fp8 ------------------------------------------------------------------------------
 
 std::string check(const QuantizeProblem& p, const TileConfig& t, const ChipDesc& chip) {
+  if (auto why = check_stages("quantize_fp8", t); !why.empty()) return why;
   if (auto why = check_float("quantize_fp8 input", p.in_dtype); !why.empty()) return why;
   if (auto why = check_blocked("quantize_fp8", p.rows, p.cols, p.block, p.out_dtype, p.scale_dtype, t); !why.empty())
     return why;
@@ -444,6 +485,7 @@ TileKernel build(const QuantizeProblem& p, const TileConfig& t, const ChipDesc& 
 // dequantize --------------------------------------------------------------------------------
 
 std::string check(const DequantizeProblem& p, const TileConfig& t, const ChipDesc& chip) {
+  if (auto why = check_stages("dequantize", t); !why.empty()) return why;
   if (auto why = check_float("dequantize output", p.out_dtype); !why.empty()) return why;
   if (auto why = check_blocked("dequantize", p.rows, p.cols, p.block, p.in_dtype, p.scale_dtype, t); !why.empty())
     return why;

@@ -5,11 +5,11 @@
 namespace anychip::kernels::sim {
 namespace {
 
-// Flags of the streaming skeleton, per buffer set s in {0, 1}.
-constexpr int in_full(int s) { return 0 + s; }
-constexpr int in_free(int s) { return 2 + s; }
-constexpr int out_full(int s) { return 4 + s; }
-constexpr int out_free(int s) { return 6 + s; }
+// Flags of the streaming skeleton, per buffer set s.
+constexpr int in_full(int s) { return 0 * kMaxStreamStages + s; }
+constexpr int in_free(int s) { return 1 * kMaxStreamStages + s; }
+constexpr int out_full(int s) { return 2 * kMaxStreamStages + s; }
+constexpr int out_free(int s) { return 3 * kMaxStreamStages + s; }
 
 std::string kib(std::int64_t bytes) {
   if (bytes % 1024 == 0) return std::to_string(bytes / 1024) + " KiB";
@@ -18,10 +18,10 @@ std::string kib(std::int64_t bytes) {
 
 }  // namespace
 
-void emit_stream(Emitter& e, std::int64_t steps, const StreamBody& body) {
+void emit_stream(Emitter& e, std::int64_t steps, int stages, const StreamBody& body) {
   for (std::int64_t i = 0; i < steps; ++i) {
-    const int s = static_cast<int>(i % 2);
-    const bool reused = i >= 2, reused_later = i + 2 < steps;
+    const int s = static_cast<int>(i % stages);
+    const bool reused = i >= stages, reused_later = i + stages < steps;
     if (reused) e.wait(Pipe::DmaIn, in_free(s));
     body.load(e, i, s);
     e.signal(Pipe::DmaIn, in_full(s));

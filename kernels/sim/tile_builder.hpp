@@ -114,19 +114,21 @@ class Emitter {
   Program& p_;
 };
 
-// The double-buffered streaming skeleton of the load -> vector -> store ops. Step i uses
-// buffer set i % 2; its callbacks emit the instructions of one pipe for that step:
+// The streaming skeleton of the load -> vector -> store ops, with `stages` (2 to
+// kMaxStreamStages) buffer sets: step i uses set i % stages; its callbacks emit the
+// instructions of one pipe for that step:
 //   dma_in:  [wait in_free]  load(i, s)     signal in_full
 //   vector:  wait in_full  [wait out_free]  compute(i, s)  [signal in_free]  signal out_full
 //   dma_out: wait out_full  store(i, s)  [signal out_free]
 // A buffer is reloaded only after the pipe reading it has signalled it free, so every
-// schedule the flags allow gives the program-order result. `setup` (optional) runs first;
-// flags from kStreamFirstFreeFlag on are the caller's.
-inline constexpr int kStreamFirstFreeFlag = 8;
+// schedule the flags allow gives the program-order result. Flags from
+// kStreamFirstFreeFlag on are the caller's.
+inline constexpr int kMaxStreamStages = 4;
+inline constexpr int kStreamFirstFreeFlag = 4 * kMaxStreamStages;
 struct StreamBody {
   std::function<void(Emitter&, std::int64_t step, int set)> load, compute, store;
 };
-void emit_stream(Emitter& e, std::int64_t steps, const StreamBody& body);
+void emit_stream(Emitter& e, std::int64_t steps, int stages, const StreamBody& body);
 
 // The work items of a streaming kernel: `steps` steps cut into contiguous runs, one run
 // per work item, at most one work item per core.

@@ -182,6 +182,7 @@ void expect_matches_reference(const Case& c, const TileConfig& t, const ChipDesc
   run(spec, chip, m, true);
   HostTensor out(c.output);
   std::memcpy(out.data.data(), m.hbm.data() + m.out_data, out.data.size());
+  if (m.out_scales >= 0) std::memcpy(out.scales.data(), m.hbm.data() + m.out_scales, out.scales.size());
   std::vector<ConstOperand> ops;
   for (const HostTensor& h : in) ops.push_back({h.data.data(), h.scales.empty() ? nullptr : h.scales.data()});
   std::vector<double> ref(static_cast<std::size_t>(c.output.numel()));
@@ -203,6 +204,31 @@ TEST(SimLowering, GemmsMatchTheReferenceWithEveryPipelineDepth) {
                                 {tensor(DType::bf16, {45, 300}), tensor(DType::bf16, {77, 300})},
                                 tensor(DType::bf16, {45, 77})},
                                TileConfig{32, 64, 64, stages}, chip, seeds());
+  }
+}
+
+// The streaming ops with every pipeline depth, on enough steps to reuse every buffer set.
+TEST(SimLowering, StreamingOpsMatchTheReferenceWithEveryPipelineDepth) {
+  std::mt19937_64 seeds(std::random_device{}());
+  const ChipDesc chip = hw::load_chip("tiny");
+  for (int stages = 2; stages <= 4; ++stages) {
+    expect_matches_reference({RmsNormProblem{40, 333, 1e-6, DType::bf16, DType::f32},
+                              {tensor(DType::bf16, {40, 333}), tensor(DType::f32, {333})}, tensor(DType::bf16, {40, 333})},
+                             TileConfig{2, 333, 0, stages}, chip, seeds());
+    expect_matches_reference({SiluMulProblem{30, 173, DType::bf16}, {tensor(DType::bf16, {30, 346})},
+                              tensor(DType::bf16, {30, 173})},
+                             TileConfig{4, 64, 0, stages}, chip, seeds());
+    expect_matches_reference({AddProblem{2997, DType::f16}, {tensor(DType::f16, {2997}), tensor(DType::f16, {2997})},
+                              tensor(DType::f16, {2997})},
+                             TileConfig{1, 256, 0, stages}, chip, seeds());
+    expect_matches_reference({QuantizeProblem{130, 300, DType::bf16, DType::f8e4m3, kActivationBlock, DType::ue8m0},
+                              {tensor(DType::bf16, {130, 300})},
+                              tensor(DType::f8e4m3, {130, 300}, ScaleLayout{kActivationBlock, DType::ue8m0})},
+                             TileConfig{8, 128, 0, stages}, chip, seeds());
+    expect_matches_reference({DequantizeProblem{300, 260, DType::f8e4m3, kWeightBlock, DType::f32, DType::bf16},
+                              {tensor(DType::f8e4m3, {300, 260}, ScaleLayout{kWeightBlock, DType::f32})},
+                              tensor(DType::bf16, {300, 260})},
+                             TileConfig{128, 128, 0, stages}, chip, seeds());
   }
 }
 
