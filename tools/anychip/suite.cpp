@@ -93,6 +93,7 @@ int cmd_run(const RunArgs& a) {
 
   Report report = run_suite(suite, devices, baseline ? &*baseline : nullptr, settings);
   if (baseline) report.baseline_file = a.baseline;
+  report.updating_baseline = a.update_baseline;
 
   if (a.update_baseline) {
     Baseline updated = *baseline;

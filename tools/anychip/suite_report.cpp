@@ -296,8 +296,12 @@ void print_report(const Report& report, std::FILE* out) {
   }
   std::fprintf(out, "\n%zu runs: %zu passed, %zu failed, %zu errors, %zu skipped", s.runs, s.passed, s.failed,
                s.errors, s.skipped);
-  if (s.faster) std::fprintf(out, "; %zu faster than the baseline (update it)", s.faster);
-  if (s.no_baseline) std::fprintf(out, "; %zu without a baseline", s.no_baseline);
+  if (report.updating_baseline) {
+    std::fprintf(out, "; baseline rewritten with the cycles of the runs that passed");
+  } else {
+    if (s.faster) std::fprintf(out, "; %zu faster than the baseline (update it)", s.faster);
+    if (s.no_baseline) std::fprintf(out, "; %zu without a baseline", s.no_baseline);
+  }
   std::fprintf(out, "; %.1f s\n%s\n", report.host_seconds, s.ok() ? "suite: PASSED" : "suite: FAILED");
 }
 

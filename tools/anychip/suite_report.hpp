@@ -56,6 +56,7 @@ struct Report {
   std::size_t total = 0;  // case x device pairs in the whole suite, all shards
   double host_seconds = 0;
   std::vector<PairResult> results;  // ascending index
+  bool updating_baseline = false;   // --update-baseline: cycles are being recorded (not in JSON)
 };
 
 struct Summary {
