@@ -432,6 +432,25 @@ TEST_F(SuiteTest, StricterBaselineFailsWithACycleRegressionAndLooserReportsFaste
   }
 }
 
+TEST_F(SuiteTest, ChipFileBesideTheSuiteIsADevice) {
+  if (sim_device().empty()) GTEST_SKIP() << "no simulated device is built in";
+  fs::create_directories(dir_ / "chips");
+  fs::copy_file(ANYCHIP_SOURCE_DIR "/simulator/presets/tiny.json", dir_ / "chips" / "mine.json");
+  json s = small_suite({"sim:chips/mine.json"});  // relative to the suite, not to the working directory
+  const std::string suite = write("small.json", s);
+  Result r = anychip("suite run " + suite + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.all();
+  for (const auto& x : json_of(r.out)["results"]) {
+    EXPECT_EQ(x["device"], "sim:chips/mine.json");
+    EXPECT_TRUE(x["cycles"].is_number()) << x.dump();
+  }
+  s["devices"] = {"sim:chips/missing.json"};
+  write("small.json", s);
+  Result missing = anychip("suite run " + suite);
+  EXPECT_EQ(missing.exit_code, 2) << missing.all();
+  EXPECT_NE(missing.err.find(suite + ": key devices[0]: "), std::string::npos) << missing.err;
+}
+
 TEST_F(SuiteTest, BaselineEntryForADeviceWithoutCyclesFails) {
   const std::string suite = write("small.json", small_suite({"cpu"}));
   const std::string baseline = write("b.json", json{{"suite", "small"}, {"cycles", {{"cpu", {{"add.bf16", 1000}}}}}});

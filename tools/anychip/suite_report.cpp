@@ -85,7 +85,9 @@ std::string percent(double fraction) {
 
 std::string status_text(const PairResult& r) {
   switch (r.status) {
-    case Status::passed: return r.message.empty() ? "ok" : "ok: " + r.message;
+    case Status::passed:
+      if (r.message.empty()) return "ok";
+      return r.cycle_check == CycleCheck::faster ? r.message : "ok: " + r.message;
     case Status::failed: return "FAIL: " + r.message;
     case Status::error: return "ERROR: " + r.message;
     case Status::skipped: return "skipped: " + r.message;

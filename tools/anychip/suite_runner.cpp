@@ -67,12 +67,14 @@ Measurement measure(const Case& c, const DeviceState& dev) {
   Device device = Device::open(dev.open_id);
   Executable exe = compile(c.graph, device);
   Stream stream = device.create_stream();
-  std::vector<Tensor> inputs, outputs;
+  // Uploads are enqueued copies: the host tensors live until the stream has synchronized.
+  std::vector<HostTensor> host_inputs, host_outputs;
   for (std::size_t i = 0; i < c.graph.inputs().size(); ++i)
-    inputs.push_back(device.upload(HostTensor::random(c.graph.value(c.graph.inputs()[i]).type,
-                                                      input_seed(c.id, i)),
-                                   stream));
-  for (ir::ValueId v : c.graph.outputs()) outputs.push_back(device.upload(poisoned(c.graph.value(v).type), stream));
+    host_inputs.push_back(HostTensor::random(c.graph.value(c.graph.inputs()[i]).type, input_seed(c.id, i)));
+  for (ir::ValueId v : c.graph.outputs()) host_outputs.push_back(poisoned(c.graph.value(v).type));
+  std::vector<Tensor> inputs, outputs;
+  for (const HostTensor& h : host_inputs) inputs.push_back(device.upload(h, stream));
+  for (const HostTensor& h : host_outputs) outputs.push_back(device.upload(h, stream));
   exe.run(stream, inputs, outputs);
   stream.synchronize();
   Measurement m;
@@ -163,7 +165,7 @@ void judge(PairResult& r, const Case& c, const Measurement& m, const Baseline* b
       if (s.updating_baseline)
         notes.push_back("faster, " + vs + (*r.numeric_ok ? ": baseline updated" : ": not recorded (numeric failure)"));
       else
-        notes.push_back("faster: update the baseline (" + vs + ")");
+        notes.push_back("faster: update the baseline; " + vs);
     } else {
       r.cycle_check = CycleCheck::ok;
     }
