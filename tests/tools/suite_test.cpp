@@ -367,6 +367,60 @@ TEST_F(SuiteTest, MergeFailsWhenAShardFailedAndRejectsAMissingShard) {
   EXPECT_NE(not_results.err.find(suite + ": key cases: unknown key"), std::string::npos) << not_results.err;
 }
 
+// Results of every kind, as a shard would have written them: merge turns them into
+// JUnit whatever devices this machine has.
+TEST_F(SuiteTest, MergeWritesEveryKindOfResultToJunit) {
+  auto result = [](std::size_t index, const std::string& id, const std::string& device, const std::string& status,
+                   const std::string& cycle_check, const std::string& message) {
+    json r = {{"index", index}, {"case", id}, {"op", "add"}, {"device", device}, {"status", status},
+              {"rel_err", 1e-3}, {"tolerance", 8e-3}, {"numeric_ok", true}, {"cycles", 1200},
+              {"baseline_cycles", 1000}, {"cycle_change", 0.2}, {"cycle_rel_tol", 0.02},
+              {"cycle_check", cycle_check}, {"message", message}, {"host_seconds", 0.5}};
+    if (status == "skipped" || status == "error")
+      for (const char* k : {"rel_err", "tolerance", "numeric_ok", "cycles", "baseline_cycles", "cycle_change", "cycle_check"})
+        r[k] = nullptr;
+    return r;
+  };
+  json results = json::array();
+  results.push_back(result(0, "a", "sim:x", "passed", "faster", "faster: update the baseline; 800 cycles vs the baseline 1000"));
+  results.push_back(result(1, "a", "gpu:0", "skipped", "", "device unavailable: no <driver> & \"no\" 'GPU'\u0001 \u00e9"));
+  results.push_back(result(2, "b", "sim:x", "failed", "regression", "cycle regression: 1200 cycles vs the baseline 1000"));
+  results.push_back(result(3, "b", "gpu:0", "error", "", "Unsupported: add on gpu:0: f16 <not> supported"));
+  results[0]["cycle_change"] = -0.2;
+  results[2]["rel_err"] = "nan";
+  results[2]["numeric_ok"] = false;
+  const json report = {{"format", "anychip-suite-results"}, {"version", 1}, {"suite", "s"}, {"suite_file", "s.json"},
+                       {"baseline_file", nullptr}, {"shard", {{"index", 0}, {"count", 1}}}, {"total", 4},
+                       {"host_seconds", 2.0}, {"summary", json::object()}, {"ok", false}, {"results", results}};
+  const std::string file = write("results.json", report);
+  const std::string junit = path("out.xml");
+  Result r = anychip("suite merge " + file + " --junit " + junit + " --json");
+  EXPECT_EQ(r.exit_code, 1) << r.all();
+  const json merged = json_of(r.out);
+  EXPECT_EQ(merged["summary"], (json{{"runs", 4}, {"passed", 1}, {"failed", 1}, {"errors", 1}, {"skipped", 1},
+                                     {"faster", 1}, {"no_baseline", 0}}));
+  EXPECT_EQ(comparable(merged)["results"], comparable(report)["results"]) << "results survive a round trip";
+
+  const std::string xml = read(junit);
+  expect_well_formed_xml(junit, xml);
+  EXPECT_EQ(attr(xml, "testsuites", "tests"), "4");
+  EXPECT_EQ(attr(xml, "testsuites", "failures"), "1");
+  EXPECT_EQ(attr(xml, "testsuites", "errors"), "1");
+  EXPECT_EQ(attr(xml, "testsuites", "skipped"), "1");
+  EXPECT_EQ(count(xml, "<testsuite "), 2u);
+  EXPECT_NE(xml.find("<testsuite name=\"s.sim:x\" tests=\"2\" failures=\"1\" errors=\"0\" skipped=\"0\""),
+            std::string::npos) << xml;
+  EXPECT_NE(xml.find("<testsuite name=\"s.gpu:0\" tests=\"2\" failures=\"0\" errors=\"1\" skipped=\"1\""),
+            std::string::npos) << xml;
+  EXPECT_NE(xml.find("<skipped message=\"device unavailable: no &lt;driver&gt; &amp; &quot;no&quot; &apos;GPU&apos;"
+                     "\xEF\xBF\xBD \xC3\xA9\"/>"),
+            std::string::npos) << xml;
+  EXPECT_NE(xml.find("<failure type=\"numeric\" message=\"cycle regression"), std::string::npos) << xml;
+  EXPECT_NE(xml.find("<error type=\"error\" message=\"Unsupported: add on gpu:0: f16 &lt;not&gt; supported\">"),
+            std::string::npos) << xml;
+  EXPECT_NE(xml.find("<system-out>faster: update the baseline"), std::string::npos) << xml;
+}
+
 TEST_F(SuiteTest, UpdateBaselineWritesAFileThatMakesTheNextRunPass) {
   const std::string sim = sim_device();
   std::vector<std::string> devices = {"cpu"};
