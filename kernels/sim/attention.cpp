@@ -7,7 +7,7 @@
 // of SoftmaxStep needs), or query-major (row = position * hg + head: one DMA per query
 // position) when no tile of the item needs a mask and that takes fewer DMAs.
 //
-// Per KV tile j (tk keys; loads double-buffered):
+// Per KV tile j (tk keys; K/V loads in tiles.stages buffer sets to cover the HBM latency):
 //   dma_in  K_j, V_j (V in c-column chunks)
 //   matrix  S_j = Q K_j^T;  V_j^T = I_c x V_j^T per c-column chunk (the mma is "NT": P V
 //           needs V transposed, and neither the DMA nor the mma transposes, so the matrix
@@ -29,7 +29,7 @@
 // (not causal, or Sq == 1), the KV range is cut into splits, each its own work item that
 // writes its unnormalised O (f32), m and l to the workspace; phase 1 combines the splits of
 // each item with the same online-softmax step over the m's (O = sum_s e^(m_s-M) O_s /
-// sum_s e^(m_s-M) l_s).
+// sum_s e^(m_s-M) l_s), cut into column blocks of Dv so that it too uses the cores.
 #include <cmath>
 #include <memory>
 #include <vector>
@@ -43,30 +43,33 @@ namespace {
 
 using Args = std::span<const std::int64_t>;
 
+constexpr int kMaxStages = 4;
+
 // Phase 0 flags.
 constexpr int kSetupMatrix = 0;                    // dma_in -> matrix: Q and identities loaded
 constexpr int kSetupVector = 1;                    // dma_in -> vector: m, l initialised
-constexpr int kv_full(int s) { return 2 + s; }     // dma_in -> matrix
-constexpr int kv_empty(int s) { return 4 + s; }    // matrix -> dma_in
-constexpr int s_full(int s) { return 6 + s; }      // matrix -> vector: S and V^T (f32) of set s
-constexpr int s_free(int s) { return 8 + s; }      // vector -> matrix
-constexpr int p_full(int s) { return 10 + s; }     // vector -> matrix: P, V^T of set s; O rescaled
-constexpr int p_free(int s) { return 12 + s; }     // matrix -> vector
-constexpr int kOutDone = 14;                       // matrix -> vector: O += P V done
-constexpr int kOutReady = 15;                      // vector -> dma_out
-constexpr int vt_full(int u) { return 16 + u; }    // matrix -> vector: a V^T chunk (f32)
-constexpr int vt_free(int u) { return 18 + u; }    // vector -> matrix
+constexpr int kv_full(int s) { return 2 + s; }     // dma_in -> matrix: K, V of set s
+constexpr int kv_empty(int s) { return 6 + s; }    // matrix -> dma_in
+constexpr int s_full(int t) { return 10 + t; }     // matrix -> vector: S of set t
+constexpr int s_free(int t) { return 12 + t; }     // vector -> matrix
+constexpr int p_full(int t) { return 14 + t; }     // vector -> matrix: P, V^T of set t; O rescaled
+constexpr int p_free(int t) { return 16 + t; }     // matrix -> vector
+constexpr int kOutDone = 18;                       // matrix -> vector: O += P V done
+constexpr int kOutReady = 19;                      // vector -> dma_out
+constexpr int vt_full(int u) { return 20 + u; }    // matrix -> vector: a V^T chunk (f32)
+constexpr int vt_free(int u) { return 22 + u; }    // vector -> matrix
 // Phase 1 (combine) flags.
 constexpr int part_full(int s) { return 0 + s; }
-constexpr int part_free(int s) { return 2 + s; }
-constexpr int kCombineSetup = 4;
-constexpr int kCombineReady = 5;
+constexpr int part_free(int s) { return 4 + s; }
+constexpr int kCombineSetup = 8;
+constexpr int kCombineReady = 9;
 // Zero items.
 constexpr int kZeros = 0;
 
 struct Plan {
   AttentionProblem p;
   std::int64_t qp = 1, tk = 1, hg = 1;  // tiles
+  int stages = 2;                        // K/V (and combine) buffer sets
   std::int64_t G = 1, hgc = 1;           // query heads per KV head; head groups per KV head
   std::int64_t diag = 0, q_min = 0, qt = 0;
   std::int64_t nt = 0;                   // KV tiles of the whole range
@@ -79,10 +82,11 @@ struct Plan {
   std::int64_t zero_bytes = 0, zero_piece = 0, zero_pieces = 0, zero_items = 0;
   static constexpr std::int64_t kPiecesPerZeroItem = 64;
   // phase 0
-  Addr q, k[2], v[2], vt[2], pm[2], idn, idr, mx, sm, al, out, zeros;
+  Addr q, k[kMaxStages], v[kMaxStages], vt[2], pm[2], idn, idr, mx, sm, al, out, zeros;
   Addr s[2], vta[2], o;
   // phase 1
-  Addr op[2], ms[2], ls[2], pw, mx1, sm1, al1, lacc, oacc, out1;
+  std::int64_t cb = 0, ncb = 1;  // combine: Dv columns per item, column blocks
+  Addr op[kMaxStages], ms[kMaxStages], ls[kMaxStages], pw, mx1, sm1, al1, lacc, oacc, out1;
   Footprint fp0, fp1;
   std::int64_t slot = 0, workspace = 0;
 
@@ -111,6 +115,7 @@ Plan make_plan(const AttentionProblem& p, const TileConfig& t, const ChipDesc& c
   Plan P;
   P.p = p;
   P.qp = std::max(t.m, 1), P.tk = std::max(t.n, 1), P.hg = std::max(t.k, 1);
+  P.stages = std::clamp(t.stages, 2, kMaxStages);
   P.G = p.heads_kv > 0 ? p.heads_q / p.heads_kv : 1;
   P.hgc = std::max<std::int64_t>(P.G / P.hg, 1);
   P.diag = p.seq_kv - p.seq_q;
@@ -148,9 +153,11 @@ Plan make_plan(const AttentionProblem& p, const TileConfig& t, const ChipDesc& c
   const std::int64_t R = P.rmax, tk = P.tk;
   Allocator spm(Space::Spm), acc(Space::Acc);
   P.q = spm.take(R * dk * P.es);
-  for (int s = 0; s < 2; ++s) {
+  for (int s = 0; s < P.stages; ++s) {
     P.k[s] = spm.take(tk * dk * P.es);
     P.v[s] = spm.take(tk * dv * P.es);
+  }
+  for (int s = 0; s < 2; ++s) {
     P.vt[s] = spm.take(dv * tk * P.es);
     P.pm[s] = spm.take(R * tk * P.es);
     P.s[s] = acc.take(R * tk * 4);
@@ -165,16 +172,20 @@ Plan make_plan(const AttentionProblem& p, const TileConfig& t, const ChipDesc& c
   if (P.zero_items > 0) P.fp0.scratchpad_bytes = std::max(P.fp0.scratchpad_bytes, round_up(P.zero_piece, kAlign));
 
   if (P.ns > 1) {
+    // Column blocks of Dv (multiples of 32 columns) so that the combine uses the cores.
+    P.ncb = std::clamp<std::int64_t>(ceil_div(chip.cores, P.base), 1, std::max<std::int64_t>(dv / 32, 1));
+    P.cb = round_up(ceil_div(dv, P.ncb), std::min<std::int64_t>(dv, 32));
+    P.ncb = ceil_div(dv, P.cb);
     Allocator spm1(Space::Spm);
-    for (int s = 0; s < 2; ++s) {
-      P.op[s] = spm1.take(R * dv * 4);
+    for (int s = 0; s < P.stages; ++s) {
+      P.op[s] = spm1.take(R * P.cb * 4);
       P.ms[s] = spm1.take(R * 4);
       P.ls[s] = spm1.take(R * 4);
     }
     P.pw = spm1.take(R * 4), P.mx1 = spm1.take(R * 4), P.sm1 = spm1.take(R * 4), P.al1 = spm1.take(R * 4);
     P.lacc = spm1.take(R * 4);
-    P.oacc = spm1.take(R * dv * 4);
-    P.out1 = spm1.take(R * dv * P.es);
+    P.oacc = spm1.take(R * P.cb * 4);
+    P.out1 = spm1.take(R * P.cb * P.es);
     P.fp1 = {spm1.bytes(), 0};
     P.slot = round_up(R * (dv + 2) * 4, kAlign);
     P.workspace = P.base * P.ns * P.slot;
@@ -283,21 +294,21 @@ void build_item(const Plan& P, const Item& it, Args args, Program& program) {
   };
 
   for (std::int64_t j = 0; j < nt; ++j) {
-    const int s = static_cast<int>(j % 2);
+    const int s = static_cast<int>(j % 2), kv = static_cast<int>(j % P.stages);
     const auto [k0, ke] = tile_keys(j);
     // dma_in: K_j, V_j in chunks of c columns.
-    if (j >= 2) e.wait(Pipe::DmaIn, kv_empty(s));
+    if (j >= P.stages) e.wait(Pipe::DmaIn, kv_empty(kv));
     const std::int64_t row = (it.b * p.seq_kv + k0) * p.heads_kv + it.kvh;
-    e.load(P.k[s], K + row * dk * es, ke, dk * es, p.heads_kv * dk * es);
+    e.load(P.k[kv], K + row * dk * es, ke, dk * es, p.heads_kv * dk * es);
     for (std::int64_t q = 0; q < P.nq; ++q)
-      e.load(offset(P.v[s], q * P.tk * P.c * es), V + (row * dv + q * P.c) * es, ke, chunk_cols(q) * es,
+      e.load(offset(P.v[kv], q * P.tk * P.c * es), V + (row * dv + q * P.c) * es, ke, chunk_cols(q) * es,
              p.heads_kv * dv * es);
-    e.signal(Pipe::DmaIn, kv_full(s));
+    e.signal(Pipe::DmaIn, kv_full(kv));
 
     // matrix: S_j = Q K_j^T.
-    e.wait(Pipe::Matrix, kv_full(s));
+    e.wait(Pipe::Matrix, kv_full(kv));
     if (j >= 2) e.wait(Pipe::Matrix, s_free(s));
-    e.mma(P.s[s], P.q, P.k[s], R, ke, dk, dt, dt, false);
+    e.mma(P.s[s], P.q, P.k[kv], R, ke, dk, dt, dt, false);
     e.signal(Pipe::Matrix, s_full(s));
 
     // V_j^T chunk by chunk: the matrix unit transposes into one of two f32 chunk buffers,
@@ -307,13 +318,13 @@ void build_item(const Plan& P, const Item& it, Args args, Program& program) {
       const std::int64_t n = j * P.nq + q, cq = chunk_cols(q);
       const int u = static_cast<int>(n % 2);
       if (n >= 2) e.wait(Pipe::Matrix, vt_free(u));
-      e.mma(P.vta[u], cq == P.c ? P.idn : P.idr, offset(P.v[s], q * P.tk * P.c * es), cq, ke, cq, dt, dt, false);
+      e.mma(P.vta[u], cq == P.c ? P.idn : P.idr, offset(P.v[kv], q * P.tk * P.c * es), cq, ke, cq, dt, dt, false);
       e.signal(Pipe::Matrix, vt_full(u));
       e.wait(Pipe::Vector, vt_full(u));
       e.convert(offset(P.vt[s], q * P.c * ke * es), P.vta[u], cq, ke, DType::f32, dt);
       if (n + 2 < nt * P.nq) e.signal(Pipe::Vector, vt_free(u));
     }
-    if (j + 2 < nt) e.signal(Pipe::Matrix, kv_empty(s));
+    if (j + P.stages < nt) e.signal(Pipe::Matrix, kv_empty(kv));
 
     if (j >= 1) emit_pv(j - 1);
 
@@ -367,21 +378,22 @@ void build_item(const Plan& P, const Item& it, Args args, Program& program) {
   e.store(slot + P.rmax * (dv + 1) * 4, 1, R * 4, R * 4, P.sm);
 }
 
-// Phase 1: combine the splits of item bi.
-void build_combine(const Plan& P, std::int64_t bi, Args args, Program& program) {
+// Phase 1: combine the splits of item bi, columns [c0, c0 + cb) of Dv.
+void build_combine(const Plan& P, std::int64_t item, Args args, Program& program) {
   const AttentionProblem& p = P.p;
   Emitter e(program);
+  const std::int64_t bi = item / P.ncb, c0 = item % P.ncb * P.cb;
   const Item it = item_of(P, bi, 0);
-  const std::int64_t C = args[4], W = args[5], R = it.rows, dv = p.head_dim_v;
+  const std::int64_t C = args[4], W = args[5], R = it.rows, dv = p.head_dim_v, cols = std::min(P.cb, dv - c0);
   e.load(P.mx1, C + kConstNegInf, 1, R * 4, R * 4);
   e.load(P.sm1, C + kConstZeros, 1, R * 4, R * 4);
   e.signal(Pipe::DmaIn, kCombineSetup);
   e.wait(Pipe::Vector, kCombineSetup);
   for (std::int64_t s = 0; s < P.ns; ++s) {
-    const int u = static_cast<int>(s % 2);
+    const int u = static_cast<int>(s % P.stages);
     const std::int64_t slot = W + (bi * P.ns + s) * P.slot;
-    if (s >= 2) e.wait(Pipe::DmaIn, part_free(u));
-    e.load(P.op[u], slot, 1, R * dv * 4, R * dv * 4);
+    if (s >= P.stages) e.wait(Pipe::DmaIn, part_free(u));
+    e.load(P.op[u], slot + c0 * 4, R, cols * 4, dv * 4);
     e.load(P.ms[u], slot + P.rmax * dv * 4, 1, R * 4, R * 4);
     e.load(P.ls[u], slot + P.rmax * (dv + 1) * 4, 1, R * 4, R * 4);
     e.signal(Pipe::DmaIn, part_full(u));
@@ -391,31 +403,34 @@ void build_combine(const Plan& P, std::int64_t bi, Args args, Program& program) 
     w.op = VecOp::SoftmaxStep, w.dst = P.pw, w.src0 = P.ms[u], w.rows = R, w.cols = 1;
     w.softmax.max = P.mx1, w.softmax.sum = P.sm1, w.softmax.alpha = P.al1, w.softmax.scale = 1;
     e.vec(w);
-    auto scaled_sum = [&](Addr acc, Addr part, std::int64_t cols) {
+    auto scaled_sum = [&](Addr acc, Addr part, std::int64_t n) {
       Vec v;
-      v.rows = R, v.cols = cols, v.src1 = P.pw, v.dst = acc;
+      v.rows = R, v.cols = n, v.src1 = P.pw, v.dst = acc;
       if (s == 0) {
         v.op = VecOp::RowScale, v.src0 = part;
         e.vec(v);
         return;
       }
       Vec r;
-      r.op = VecOp::RowScale, r.dst = acc, r.src0 = acc, r.src1 = P.al1, r.rows = R, r.cols = cols;
+      r.op = VecOp::RowScale, r.dst = acc, r.src0 = acc, r.src1 = P.al1, r.rows = R, r.cols = n;
       e.vec(r);
       v.op = VecOp::ScaleAccumulate, v.src0 = part, v.scale_dtype = DType::f32, v.imm = 1;
       e.vec(v);
     };
-    scaled_sum(P.oacc, P.op[u], dv);
+    scaled_sum(P.oacc, P.op[u], cols);
     scaled_sum(P.lacc, P.ls[u], 1);
-    if (s + 2 < P.ns) e.signal(Pipe::Vector, part_free(u));
+    if (s + P.stages < P.ns) e.signal(Pipe::Vector, part_free(u));
   }
   Vec v;
-  v.op = VecOp::RowDivide, v.dst = P.out1, v.src0 = P.oacc, v.src1 = P.lacc, v.rows = R, v.cols = dv;
+  v.op = VecOp::RowDivide, v.dst = P.out1, v.src0 = P.oacc, v.src1 = P.lacc, v.rows = R, v.cols = cols;
   v.dtype_out = p.dtype;
   e.vec(v);
   e.signal(Pipe::Vector, kCombineReady);
   e.wait(Pipe::DmaOut, kCombineReady);
-  store_rows(e, P, it, args[3], P.out1);
+  for (std::int64_t g = 0; g < it.groups; ++g) {
+    const auto [at, stride] = group_rows_at(P, it, args[3], dv, g);
+    e.store(at + c0 * P.es, it.group_rows, cols * P.es, stride, offset(P.out1, g * it.group_rows * cols * P.es));
+  }
 }
 
 void build_phase0(const Plan& P, std::int64_t item, Args args, Program& out) {
@@ -426,16 +441,21 @@ void build_phase0(const Plan& P, std::int64_t item, Args args, Program& out) {
   build_item(P, item_of(P, outer * P.hgc + hgi, split), args, out);
 }
 
+// Estimated cycles: per item, the KV tiles times the steady-state tile time (the slowest
+// pipe; DMA at least its share of HBM; or a K/V buffer's round trip through load, latency
+// and the matrix unit over the stages) plus the fixed cost, in waves over the cores; plus
+// the combine phase; never less than the bytes over HBM.
 double estimate(const Plan& P, const ChipDesc& chip) {
   const AttentionProblem& p = P.p;
   if (P.base == 0) return 0;
   const std::vector<std::int64_t> args(6, 0);
+  const double lat = latency_cycles(chip), hbm_per_cycle = chip.hbm_bytes_per_s / chip.clock_hz;
   // Per KV tile and fixed cycles of an item, from builds of a non-causal 2- and 3-tile item.
   const ItemCost c = item_cost(chip, [&](int tiles) {
     AttentionProblem q = p;
     q.causal = false, q.seq_kv = tiles * P.tk, q.seq_q = std::min(p.seq_q, P.qp), q.batch = 1, q.heads_kv = 1;
     q.heads_q = P.hg;
-    TileConfig t{static_cast<int>(P.qp), static_cast<int>(P.tk), static_cast<int>(P.hg), 2};
+    TileConfig t{static_cast<int>(P.qp), static_cast<int>(P.tk), static_cast<int>(P.hg), P.stages};
     ChipDesc one = chip;
     one.cores = 1;
     const Plan Q = make_plan(q, t, one);
@@ -447,19 +467,26 @@ double estimate(const Plan& P, const ChipDesc& chip) {
   double tiles = 0;
   for (std::int64_t qti = 0; qti < P.qt; ++qti) tiles += static_cast<double>(item_of(P, qti * P.hgc, 0).tiles);
   tiles /= static_cast<double>(std::max<std::int64_t>(P.qt, 1));
-  const double step = std::max({c.step[0], c.step[1], c.step[2], c.step[3]});
-  const double item = tiles * step + c.fixed[0] + c.fixed[1] + c.fixed[2] + c.fixed[3];
-  double total = std::ceil(static_cast<double>(P.base * P.ns) / static_cast<double>(chip.cores)) * item;
+  const double items = static_cast<double>(P.base * P.ns);
+  const double active = std::min(items, static_cast<double>(chip.cores));
+  const double tile_bytes = static_cast<double>(P.tk * (p.head_dim + p.head_dim_v) * P.es);
+  // Items of one KV head run together (head groups, query tiles) and share its tiles in L2.
+  const double sharing = std::min(active, static_cast<double>(P.hgc * (P.ns == 1 ? P.qt : 1)));
+  const double load = std::max(c.step[0], tile_bytes * active / sharing / hbm_per_cycle);
+  const double step = std::max({load, c.step[1], c.step[2], c.step[3], (load + lat + c.step[1]) / P.stages});
+  const double item = tiles * step + c.fixed[0] + c.fixed[1] + c.fixed[2] + c.fixed[3] + 2 * lat;
+  double total = std::ceil(items / static_cast<double>(chip.cores)) * item;
   if (P.ns > 1) {
     Program prog;
     build_combine(P, 0, args, prog);
     double pc[4] = {0, 0, 0, 0};
     add_pipe_cycles(chip, prog, pc);
-    total += std::ceil(static_cast<double>(P.base) / static_cast<double>(chip.cores)) *
-             std::max({pc[0], pc[1], pc[2], pc[3]});
+    const double per_split = std::max({pc[0], pc[2], (pc[0] + lat + pc[2]) / P.stages}) / static_cast<double>(P.ns);
+    total += std::ceil(static_cast<double>(P.base * P.ncb) / static_cast<double>(chip.cores)) *
+             (static_cast<double>(P.ns) * per_split + pc[3] + 2 * lat);
   }
   const double bytes = problem_min_bytes(p) + 2.0 * static_cast<double>(P.workspace);
-  return std::max(total, bytes / (chip.hbm_bytes_per_s / chip.clock_hz));
+  return std::max(total, bytes / hbm_per_cycle);
 }
 
 }  // namespace
@@ -480,6 +507,7 @@ std::string check_problem(const AttentionProblem& p, const ChipDesc& chip) {
 
 std::string check(const AttentionProblem& p, const TileConfig& t, const ChipDesc& chip) {
   if (auto why = check_problem(p, chip); !why.empty()) return why;
+  if (t.stages < 2 || t.stages > kMaxStages) return "attention stages must be 2 to 4";
   if (t.m <= 0 || t.n <= 0 || t.k <= 0 || (p.heads_q / p.heads_kv) % t.k != 0)
     return "attention tiles " + std::to_string(t.m) + "x" + std::to_string(t.n) + "x" + std::to_string(t.k) +
            ": k must divide the " + std::to_string(p.heads_q / p.heads_kv) + " query heads per KV head";
@@ -513,7 +541,8 @@ TileConfig choose(const AttentionProblem& p, const ChipDesc& chip) {
       if (qp > 1 && qp / 2 >= sq) continue;
       for (std::int64_t hg = 1; hg <= G; ++hg) {
         if (G % hg != 0 || qp * hg > 1024) continue;
-        candidates.push_back({static_cast<int>(qp), static_cast<int>(tk), static_cast<int>(hg), 2});
+        for (int stages = 2; stages <= kMaxStages; ++stages)
+          candidates.push_back({static_cast<int>(qp), static_cast<int>(tk), static_cast<int>(hg), stages});
       }
     }
   }
@@ -536,7 +565,7 @@ TileKernel build(const AttentionProblem& p, const TileConfig& t, const ChipDesc&
     k.build = [plan](std::int64_t item, Args args, Program& out) { build_phase0(*plan, item, args, out); };
   } else {
     k.name = "attention (combine KV splits)";
-    k.work_items = plan->base;
+    k.work_items = plan->base * plan->ncb;
     k.build = [plan](std::int64_t item, Args args, Program& out) { build_combine(*plan, item, args, out); };
   }
   return k;

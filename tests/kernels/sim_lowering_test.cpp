@@ -232,6 +232,24 @@ TEST(SimLowering, StreamingOpsMatchTheReferenceWithEveryPipelineDepth) {
   }
 }
 
+// Attention with deeper K/V pipelines, causal masks cutting tiles, head packing both ways,
+// and KV splits combined in column blocks.
+TEST(SimLowering, AttentionMatchesTheReferenceWithEveryPipelineDepthAndSplit) {
+  std::mt19937_64 seeds(std::random_device{}());
+  const ChipDesc chip = hw::load_chip("npu-ue8m0");
+  for (int stages = 2; stages <= 4; ++stages) {
+    expect_matches_reference(attention(1, 50, 70, 4, 2, 32, 48, true, DType::f16), TileConfig{16, 16, 2, stages},
+                             chip, seeds());
+    expect_matches_reference(attention(1, 3, 90, 8, 1, 40, 24, false, DType::f32), TileConfig{2, 16, 8, stages},
+                             chip, seeds());
+    const Case split = attention(2, 1, 700, 8, 2, 64, 80, false, DType::bf16);
+    const TileConfig t{1, 32, 4, stages};
+    ASSERT_EQ(sim::phase_count({split.problem, t}, chip), 2);
+    EXPECT_GT(sim::lower({split.problem, t}, chip, 1).work_items, 4);  // column blocks
+    expect_matches_reference(split, t, chip, seeds());
+  }
+}
+
 TEST(SimLowering, EveryProgramIsRaceFree) {
   for (const char* preset : kPresets) {
     const ChipDesc chip = hw::load_chip(preset);
