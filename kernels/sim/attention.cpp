@@ -111,7 +111,15 @@ std::int64_t identity_offset(DType d) {
   }
 }
 
+// The plan with `want` KV splits (at most; 1 = none; 0 = choose by the estimate).
+Plan make_plan(const AttentionProblem& p, const TileConfig& t, const ChipDesc& chip, std::int64_t want);
+double estimate(const Plan& P, const ChipDesc& chip);
+
 Plan make_plan(const AttentionProblem& p, const TileConfig& t, const ChipDesc& chip) {
+  return make_plan(p, t, chip, 0);
+}
+
+Plan make_plan(const AttentionProblem& p, const TileConfig& t, const ChipDesc& chip, std::int64_t want) {
   Plan P;
   P.p = p;
   P.qp = std::max(t.m, 1), P.tk = std::max(t.n, 1), P.hg = std::max(t.k, 1);
@@ -131,14 +139,29 @@ Plan make_plan(const AttentionProblem& p, const TileConfig& t, const ChipDesc& c
        std::max<std::int64_t>({chip.core.matrix.tile_m, chip.core.matrix.tile_k, 16})});
   P.nq = ceil_div(dv, P.c);
 
-  // KV split: only where every query of an item sees every key.
+  // KV split: only where every query of an item sees every key, and the items do not fill
+  // the cores. The number of splits (a power of two up to the cores' worth, at least two
+  // KV tiles each) is the one with the fewest estimated cycles: more splits use more
+  // cores but write and combine more partial results.
   const bool splittable = !p.causal || p.seq_q == 1;
-  if (splittable && P.base > 0 && P.base < chip.cores && P.nt >= 4) {
-    const std::int64_t want = std::min(chip.cores / P.base, P.nt / 2);
-    if (want > 1) {
-      P.tps = ceil_div(P.nt, want);
-      P.ns = ceil_div(P.nt, P.tps);
+  const std::int64_t most = splittable && P.base > 0 ? std::min(chip.cores / std::max<std::int64_t>(P.base, 1), P.nt / 2) : 1;
+  if (want == 0 && most > 1) {
+    std::int64_t best = 1;
+    double best_cycles = estimate(make_plan(p, t, chip, 1), chip);
+    for (std::int64_t n = 2; n <= most; n *= 2) {
+      const double c = estimate(make_plan(p, t, chip, n), chip);
+      if (c < best_cycles) best = n, best_cycles = c;
     }
+    if (most > 2 && (most & (most - 1)) != 0) {
+      const double c = estimate(make_plan(p, t, chip, most), chip);
+      if (c < best_cycles) best = most;
+    }
+    want = best;
+  }
+  want = std::min(std::max<std::int64_t>(want, 1), std::max<std::int64_t>(most, 1));
+  if (want > 1) {
+    P.tps = ceil_div(P.nt, want);
+    P.ns = ceil_div(P.nt, P.tps);
   }
   if (P.ns == 1) P.tps = P.nt;
 
