@@ -82,7 +82,7 @@ struct Plan {
   std::int64_t zero_bytes = 0, zero_piece = 0, zero_pieces = 0, zero_items = 0;
   static constexpr std::int64_t kPiecesPerZeroItem = 64;
   // phase 0
-  Addr q, k[kMaxStages], v[kMaxStages], vt[2], pm[2], idn, idr, mx, sm, al, out, zeros;
+  Addr q, k[kMaxStages], v[kMaxStages], vt[2], pm[2], idn, idr, mx, sm, al, out;
   Addr s[2], vta[2], o;
   // phase 1
   std::int64_t cb = 0, ncb = 1;  // combine: Dv columns per item, column blocks

@@ -16,7 +16,8 @@
 // A kernel may have several phases (split-KV attention: partial results, then their
 // combination); the backend runs phase 0, 1, ... one after another with the same args.
 //
-// Tile configurations (TileConfig, per op; stages is the number of buffers per operand):
+// Tile configurations (TileConfig, per op; stages, 2 to 4, is the number of buffers each
+// streamed operand gets: enough stages cover the HBM latency):
 //   gemm_fp8    m x n output tile, k = 128 (one scale block per step)
 //   gemm        m x n output tile, k = K step
 //   attention   m = query positions per work item, n = keys per KV tile, k = query heads per
@@ -28,6 +29,10 @@
 //   quantize_fp8, dequantize   m x n = rows x columns per step, multiples of the block
 // Work items of the streaming ops (rmsnorm, silu_mul, add, quantize_fp8, dequantize) each
 // take a contiguous run of steps, as many items as the chip has cores.
+//
+// Every program obeys the rule of simulator/program.hpp (check_program in
+// program_check.hpp verifies it): one signal -> wait pair per buffer and direction, and a
+// buffer is overwritten only after the pipe that reads it has signalled it free.
 #pragma once
 
 #include <cstddef>
