@@ -6,9 +6,15 @@
 //
 // gemm_fp8 walks K in 128-wide steps, one scale block each; the loads of step i go to
 // buffer set i % S (A, B, and A's scale column; S = tiles.stages, 2 to 4), so the DMA of
-// the next S-1 steps overlaps the matrix unit on this one and hides the HBM latency. A's scales are gathered per step (one per row: a column of the
-// [M, K/128] scale array); B's scales for the tile (one row of [N/128, K/128] per 128
-// columns) are loaded once.
+// the next S-1 steps overlaps the matrix unit on this one and hides the HBM latency. Each
+// set has one "full" flag (dma_in -> matrix) and one "empty" flag (matrix -> dma_in) for
+// A and B together, since the mma needs both; A's scales share them on a native chip and
+// have their own pair (dma_in <-> vector) where the vector unit reads them. A's scales are
+// gathered per step (one per row: a column of the [M, K/128] scale array); B's scales for
+// the tile (one row of [N/128, K/128] per 128 columns) are loaded once.
+//
+// UE8M0 scales reach the vector unit as f32 through Dequantize of FP8 ones (Convert does
+// not read UE8M0).
 //   Native UE8M0 chip, UE8M0 scales: one scaled mma per step and 128-column chunk, into
 //   the accumulator (acc = sum_b sa[row] * sb * A_b B_b^T).
 //   Otherwise (no native scales, or f32 scales): the "promotion" DeepGEMM does on Hopper.
