@@ -229,6 +229,28 @@ TEST(SimBackend, ListsEveryPresetAsAvailable) {
   EXPECT_NE(Device::open("sim:npu-ue8m0").info().arch.find("native UE8M0"), std::string::npos);
 }
 
+TEST(SimBackend, DeviceMemoryIsTheChipsHbm) {
+  Device tiny = Device::open("sim:tiny");  // 1 GiB of HBM
+  {
+    Buffer big = tiny.allocate(std::size_t{600} << 20);
+    try {
+      tiny.allocate(std::size_t{600} << 20);
+      FAIL() << "allocated 1.2 GiB on a 1 GiB chip";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::OutOfMemory) << e.what();
+    }
+  }
+  // Freed memory is reused; contents round-trip.
+  Buffer b = tiny.allocate(std::size_t{900} << 20);
+  Buffer a = tiny.allocate(16);
+  Stream s = tiny.create_stream();
+  const std::uint64_t x = 0x0123456789abcdefull;
+  std::uint64_t y = 0;
+  a.write(s, &x, sizeof x);
+  a.read(s, &y, sizeof y);
+  EXPECT_EQ(x, y);
+}
+
 TEST(SimBackend, OpensAChipDescriptionFile) {
   const std::string path = std::string(ANYCHIP_SOURCE_DIR) + "/simulator/presets/tiny.json";
   Device d = Device::open("sim:" + path);
