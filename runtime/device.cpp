@@ -57,6 +57,7 @@ Tensor Device::upload(const HostTensor& host, Stream& stream) const {
   Tensor t = allocate(host.type);
   t.data().write(stream, host.data.data(), host.data.size());
   if (t.scales()) t.scales()->write(stream, host.scales.data(), host.scales.size());
+  stream.synchronize();
   return t;
 }
 

@@ -67,7 +67,8 @@ class Device {
   Buffer allocate(std::size_t bytes) const;
   // A tensor of `type` in device memory (data, and scales when block-scaled).
   Tensor allocate(const TensorType& type) const;
-  // Allocates a tensor and enqueues the copy of `host` into it.
+  // Allocates a tensor and copies `host` into it; returns once the copy is done (so
+  // `host` may go away). For asynchronous copies use Buffer::write.
   Tensor upload(const HostTensor& host, Stream& stream) const;
   // Chrome trace JSON of everything run since the last call, if the device was opened
   // with DeviceOptions::trace and traces; "" otherwise.
