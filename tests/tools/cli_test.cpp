@@ -4,6 +4,7 @@
 #include <array>
 #include <cstdio>
 #include <filesystem>
+#include <set>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -118,6 +119,93 @@ TEST(Cli, UsageErrorExitsWithCode2Family) {
   Result r = anychip("bench gemm --m 4");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.out.find("--n is required"), std::string::npos) << r.out;
+}
+
+}  // namespace
+
+namespace {
+
+TEST(Cli, SimBenchGemmReportsCyclesAndMatchesTheReference) {
+  const std::string cmd = "bench gemm --device sim:npu-ue8m0 --m 256 --n 384 --k 512 --out f32 --check --json";
+  Result a = anychip(cmd), b = anychip(cmd);
+  ASSERT_EQ(a.exit_code, 0) << a.out;
+  ASSERT_EQ(b.exit_code, 0) << b.out;
+  auto ja = json_of(a), jb = json_of(b);
+  EXPECT_LT(ja["rel_err"].get<double>(), 1e-5);
+  ASSERT_TRUE(ja.contains("cycles"));
+  EXPECT_GT(ja["cycles"].get<double>(), 0);
+  EXPECT_EQ(ja["cycles"], jb["cycles"]) << "simulated cycles must be deterministic";
+  for (const char* key : {"utilization", "hbm_bytes", "bound", "device_seconds", "tflops"})
+    EXPECT_TRUE(ja.contains(key)) << key;
+}
+
+TEST(Cli, TimingOnlySimulationOfADeepSeekGemm) {
+  Result r = anychip("bench gemm --device sim:h800 --m 4096 --n 7168 --k 16384 --no-data --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto j = json_of(r);
+  EXPECT_GT(j["cycles"].get<double>(), 0);
+  EXPECT_TRUE(j["rel_err"].is_null());
+  EXPECT_EQ(j["bound"], "compute");
+}
+
+TEST(Cli, NoDataWithCheckIsRejected) {
+  Result r = anychip("bench gemm --device sim:tiny --m 8 --n 8 --k 128 --no-data --check");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("--check needs the data"), std::string::npos) << r.out;
+}
+
+TEST(Cli, ChipListAndShowPrintValidatedDescriptions) {
+  Result list = anychip("chip list --json");
+  ASSERT_EQ(list.exit_code, 0) << list.out;
+  std::set<std::string> names;
+  const auto chips = json_of(list)["chips"];
+  for (auto& c : chips) names.insert(c["name"].get<std::string>());
+  for (const char* preset : {"npu-ue8m0", "npu-fp32scale", "h800", "tiny"}) EXPECT_TRUE(names.count(preset)) << preset;
+  Result show = anychip("chip show h800");
+  ASSERT_EQ(show.exit_code, 0) << show.out;
+  EXPECT_EQ(json_of(show)["cores"], 132);
+}
+
+TEST(Cli, ChipFileWithAnUnknownKeyIsRejectedNamingTheKey) {
+  Result show = anychip("chip show h800");
+  auto j = json_of(show);
+  j["core"]["dma"]["bytes_per_clock"] = 64;  // not a key the model reads
+  const auto path = std::filesystem::temp_directory_path() / "anychip-cli-bad-chip.json";
+  {
+    FILE* f = fopen(path.c_str(), "w");
+    fputs(j.dump(2).c_str(), f);
+    fclose(f);
+  }
+  Result r = anychip("chip show " + path.string());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("core.dma.bytes_per_clock"), std::string::npos) << r.out;
+}
+
+TEST(Cli, RunWritesATraceThatParses) {
+  const auto path = std::filesystem::temp_directory_path() / "anychip-cli-trace.json";
+  std::filesystem::remove(path);
+  Result r = anychip("run " ANYCHIP_SOURCE_DIR "/examples/deepseek_block.acir --device sim:tiny --trace " + path.string());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  FILE* f = fopen(path.c_str(), "r");
+  ASSERT_NE(f, nullptr);
+  auto trace = nlohmann::json::parse(f);
+  fclose(f);
+  EXPECT_FALSE(trace["traceEvents"].empty());
+}
+
+TEST(Cli, EmitPrintsTheTileProgramForASimTarget) {
+  Result r = anychip("emit --target sim:npu-ue8m0 --op gemm_fp8 --m 256 --n 384 --k 512");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("mma"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("load"), std::string::npos) << r.out;
+}
+
+TEST(Cli, ConformanceOnOneDeviceReportsEveryCase) {
+  Result r = anychip("conformance --device cpu --filter add/ --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto j = json_of(r);
+  EXPECT_TRUE(j["ok"].get<bool>());
+  EXPECT_EQ(j["devices"][0]["results"].size(), 3u);
 }
 
 }  // namespace

@@ -81,14 +81,21 @@ int cmd_run(const std::string& file, const RunOptions& opt, const std::vector<st
     out["ok"] = opt.check ? json(ok) : json(nullptr);
     std::cout << out.dump(2) << "\n";
   } else {
-    for (const RunResult& r : runs) {
-      print_table("graph @" + graph.name() + " on " + r.device + " (" + r.info.name + ", " + r.info.arch + ")", r);
-      std::printf("\n");
-    }
+    const RunResult& first = runs.front();
+    print_table("graph @" + graph.name() + " on " + first.device + " (" + first.info.arch + ")" +
+                    (opt.no_data ? ", timing only" : ""),
+                first);
     if (runs.size() > 1) print_comparison(runs);
-    if (opt.check)
-      std::printf("%s\n", ok ? "check: every kernel matches the float64 reference"
-                             : "check: FAILED (see the rows marked FAIL)");
+    if (opt.check) {
+      for (const RunResult& r : runs) {
+        std::size_t failed = 0;
+        for (const KernelRow& k : r.kernels) failed += k.check && !k.check->ok;
+        if (failed == 0)
+          std::printf("check on %s: every kernel matches the float64 reference\n", r.device.c_str());
+        else
+          std::printf("check on %s: %zu kernel(s) FAILED\n", r.device.c_str(), failed);
+      }
+    }
     if (!opt.trace_path.empty()) std::printf("trace of the %s run: %s (open it in ui.perfetto.dev)\n", opt.device.c_str(), opt.trace_path.c_str());
   }
   return ok ? 0 : 1;
