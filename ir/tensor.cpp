@@ -1,5 +1,6 @@
 #include "anychip/tensor.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -175,6 +176,13 @@ HostTensor HostTensor::random(const TensorType& t, std::uint64_t seed) {
   if (t.dtype == DType::ue8m0)
     for (double& x : v) x = std::ldexp(1.0, exponent(rng));
   return encode(t, v);
+}
+
+HostTensor HostTensor::poisoned(const TensorType& t) {
+  HostTensor h(t);
+  std::fill(h.data.begin(), h.data.end(), std::byte{0xFF});
+  std::fill(h.scales.begin(), h.scales.end(), std::byte{0xFF});
+  return h;
 }
 
 double rel_err(std::span<const double> out, std::span<const double> ref) {

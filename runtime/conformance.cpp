@@ -90,12 +90,6 @@ std::vector<Case> build_cases() {
   return cs;
 }
 
-HostTensor poisoned(const TensorType& t) {
-  HostTensor h(t);
-  std::fill(h.data.begin(), h.data.end(), std::byte{0xFF});  // NaN in every float format
-  std::fill(h.scales.begin(), h.scales.end(), std::byte{0xFF});
-  return h;
-}
 
 const KnownFailure* known_failure(const std::string& device, const std::string& name) {
   for (const KnownFailure& k : expected_failures())
@@ -140,7 +134,7 @@ Result run_case(const Case& c, const Device& device, std::uint64_t seed) {
     std::vector<Tensor> in, out;
     for (std::size_t i = 0; i < c.graph.inputs().size(); ++i)
       in.push_back(device.upload(HostTensor::random(c.graph.value(c.graph.inputs()[i]).type, seed + i), s));
-    for (ir::ValueId v : c.graph.outputs()) out.push_back(device.upload(poisoned(c.graph.value(v).type), s));
+    for (ir::ValueId v : c.graph.outputs()) out.push_back(device.upload(HostTensor::poisoned(c.graph.value(v).type), s));
     exe.run(s, in, out);
     passed = true;
     for (const KernelCheck& k : exe.check_last_run(s)) {

@@ -67,6 +67,10 @@ struct HostTensor {
   // Fresh random contents, never all zero: uniform in [-1, 1) times a per-block (or, when
   // unscaled, per-row) magnitude between 2^-3 and 2^3, so a wrong scale index shows.
   static HostTensor random(const TensorType& t, std::uint64_t seed);
+
+  // Every byte 0xFF: NaN in every float format (and a NaN scale), so an output element a
+  // kernel never writes shows up in a check.
+  static HostTensor poisoned(const TensorType& t);
 };
 
 // ||out - ref||_2 / ||ref||_2 (0 when both are zero; infinity when ref is zero and out is

@@ -1,6 +1,6 @@
-// The simulator backend through the public API: every op on sim:tiny and sim:npu-ue8m0
-// against the float64 reference (fresh random inputs, poisoned outputs, shapes that are
-// not multiples of any tile), the counters, determinism, timing-only runs, traces.
+// The simulator backend through the public API: the counters, determinism, timing-only
+// runs, chip files, traces. Every op against the reference on every sim:* preset is the
+// conformance suite's job (tests/conformance/).
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "anychip/anychip.hpp"
+#include "anychip/conformance.hpp"
 
 using namespace anychip;
 using ir::Graph;
@@ -23,12 +24,6 @@ TensorType scaled(std::int64_t r, std::int64_t c, BlockShape b, DType s, DType f
   return {fp8, {r, c}, ScaleLayout{b, s}};
 }
 
-HostTensor poisoned(const TensorType& t) {
-  HostTensor h(t);
-  std::fill(h.data.begin(), h.data.end(), std::byte{0xFF});  // NaN in every float format
-  std::fill(h.scales.begin(), h.scales.end(), std::byte{0xFF});
-  return h;
-}
 
 CompileOptions no_cache() {
   CompileOptions o;
@@ -36,63 +31,11 @@ CompileOptions no_cache() {
   return o;
 }
 
-// One-op graphs covering every op, dtypes and awkward shapes.
-std::map<OpKind, std::vector<Graph>> cases() {
-  std::map<OpKind, std::vector<Graph>> c;
-  auto add = [&](OpKind op, auto&& build) {
-    Graph g(std::string(ir::op_info(op).name) + "_" + std::to_string(c[op].size()));
-    g.output(build(g));
-    c[op].push_back(std::move(g));
-  };
-  for (auto [m, n, k] : {std::array<std::int64_t, 3>{1, 7, 128}, {37, 130, 384}, {129, 257, 256}})
-    for (DType s : {DType::ue8m0, DType::f32})
-      for (DType out : {DType::f32, DType::bf16})
-        add(OpKind::gemm_fp8, [&](Graph& g) {
-          return g.gemm_fp8(g.input("a", scaled(m, k, kActivationBlock, s)),
-                            g.input("b", scaled(n, k, kWeightBlock, s, DType::f8e5m2)), out);
-        });
-  for (DType d : {DType::f32, DType::bf16})
-    add(OpKind::gemm, [&](Graph& g) {
-      return g.gemm(g.input("a", plain(d, {19, 70})), g.input("b", plain(d, {33, 70})), d);
-    });
-  struct Att {
-    std::int64_t b, sq, skv, hq, hkv, dk, dv;
-    bool causal;
-    DType d;
-  };
-  for (Att a : {Att{2, 17, 40, 4, 4, 64, 64, true, DType::bf16},      // MHA, Sq < Skv
-                Att{1, 45, 30, 8, 2, 32, 48, true, DType::f16},       // GQA, Sq > Skv, Dk != Dv
-                Att{1, 1, 1000, 16, 1, 576, 512, false, DType::bf16},  // MQA decode, MLA dims
-                Att{1, 1, 700, 8, 2, 64, 64, true, DType::bf16},      // causal decode, KV splits
-                Att{1, 9, 9, 2, 1, 24, 24, false, DType::f32}})
-    add(OpKind::attention, [&](Graph& g) {
-      return g.attention(g.input("q", plain(a.d, {a.b, a.sq, a.hq, a.dk})),
-                         g.input("k", plain(a.d, {a.b, a.skv, a.hkv, a.dk})),
-                         g.input("v", plain(a.d, {a.b, a.skv, a.hkv, a.dv})), a.causal);
-    });
-  for (BlockShape blk : {kActivationBlock, kWeightBlock})
-    for (DType s : {DType::ue8m0, DType::f32})
-      add(OpKind::quantize_fp8, [&](Graph& g) {
-        return g.quantize_fp8(g.input("x", plain(DType::bf16, {130, 300})), blk, s);
-      });
-  add(OpKind::quantize_fp8, [&](Graph& g) {
-    return g.quantize_fp8(g.input("x", plain(DType::f32, {5, 200})), kActivationBlock, DType::ue8m0, DType::f8e5m2);
-  });
-  for (DType out : {DType::f32, DType::bf16, DType::f16})
-    add(OpKind::dequantize,
-        [&](Graph& g) { return g.dequantize(g.input("x", scaled(70, 260, kWeightBlock, DType::ue8m0)), out); });
-  for (DType d : {DType::bf16, DType::f32})
-    add(OpKind::rmsnorm, [&](Graph& g) {
-      return g.rmsnorm(g.input("x", plain(d, {3, 5, 333})), g.input("w", plain(DType::f32, {333})));
-    });
-  add(OpKind::silu_mul, [&](Graph& g) { return g.silu_mul(g.input("x", plain(DType::bf16, {7, 2 * 173}))); });
-  add(OpKind::add, [&](Graph& g) {
-    return g.add(g.input("a", plain(DType::f16, {3, 999})), g.input("b", plain(DType::f16, {3, 999})));
-  });
-  add(OpKind::reshape, [&](Graph& g) {
-    return g.reshape(g.silu_mul(g.input("x", plain(DType::f32, {4, 10}))), {2, 2, 5});
-  });
-  return c;
+// A one-op graph of the conformance suite, by case name.
+const Graph& conformance_graph(const std::string& name) {
+  for (const conformance::Case& c : conformance::cases())
+    if (c.name == name) return c.graph;
+  throw std::runtime_error("no conformance case " + name);
 }
 
 // What one run of a one-op graph measured.
@@ -112,7 +55,7 @@ Outcome run(const Device& device, const Graph& g, std::uint64_t seed, bool check
     in.push_back(no_data ? device.allocate(g.value(g.inputs()[i]).type)
                          : device.upload(HostTensor::random(g.value(g.inputs()[i]).type, seed + i), s));
   for (ir::ValueId v : g.outputs())
-    out.push_back(no_data ? device.allocate(g.value(v).type) : device.upload(poisoned(g.value(v).type), s));
+    out.push_back(no_data ? device.allocate(g.value(v).type) : device.upload(HostTensor::poisoned(g.value(v).type), s));
   exe.run(s, in, out);
   Outcome r;
   if (check) r.checks = exe.check_last_run(s);
@@ -128,30 +71,6 @@ Graph gemm_fp8_graph(std::int64_t m, std::int64_t n, std::int64_t k, DType out, 
   g.output(g.gemm_fp8(g.input("a", scaled(m, k, kActivationBlock, scale)),
                       g.input("b", scaled(n, k, kWeightBlock, scale)), out));
   return g;
-}
-
-TEST(SimBackend, EveryOpOfTheOpTableHasCases) {
-  auto c = cases();
-  for (const ir::OpInfo& op : ir::all_ops()) EXPECT_FALSE(c[op.kind].empty()) << op.name << " has no case";
-}
-
-TEST(SimBackend, EveryOpMatchesTheReferenceOnRandomInputs) {
-  std::mt19937_64 seeds(std::random_device{}());
-  for (const char* id : {"sim:tiny", "sim:npu-ue8m0"}) {
-    Device device = Device::open(id);
-    for (auto& [op, graphs] : cases()) {
-      for (const Graph& g : graphs) {
-        const std::uint64_t seed = seeds();
-        SCOPED_TRACE(std::string(id) + ": graph @" + g.name() + " seed " + std::to_string(seed) + "\n" + ir::print(g));
-        const Outcome r = run(device, g, seed);
-        ASSERT_FALSE(r.checks.empty());
-        for (const KernelCheck& c : r.checks)
-          EXPECT_TRUE(c.ok) << c.label << ": rel_err " << c.rel_err << " > " << c.tolerance;
-        EXPECT_GT(r.counters.at("cycles"), 0);
-        EXPECT_GT(r.seconds, 0);
-      }
-    }
-  }
 }
 
 // The case of `anychip bench gemm --device sim:npu-ue8m0 --m 256 --n 384 --k 512 --out f32`.
@@ -174,7 +93,7 @@ TEST(SimBackend, Fp8GemmIsExactToFp32SummationAndReportsCycles) {
 
 TEST(SimBackend, TwoRunsGiveIdenticalCycles) {
   Device device = Device::open("sim:npu-ue8m0");
-  for (const Graph& g : {gemm_fp8_graph(256, 384, 512, DType::bf16), cases()[OpKind::attention][1]}) {
+  for (const Graph& g : {gemm_fp8_graph(256, 384, 512, DType::bf16), conformance_graph("attention/gqa_causal_longer_q_f16")}) {
     const Outcome a = run(device, g, 1, false), b = run(device, g, 2, false);
     EXPECT_EQ(a.counters.at("cycles"), b.counters.at("cycles")) << g.name();
   }
@@ -195,8 +114,8 @@ TEST(SimBackend, TimingOnlyRunsReportTheFunctionalCycles) {
   timing.timing_only = true;
   for (const char* id : {"sim:tiny", "sim:npu-ue8m0"}) {
     Device functional = Device::open(id), modelled = Device::open(id, timing);
-    for (const Graph& g : {gemm_fp8_graph(129, 257, 256, DType::bf16), cases()[OpKind::attention][0],
-                           cases()[OpKind::rmsnorm][0]}) {
+    for (const Graph& g : {gemm_fp8_graph(129, 257, 256, DType::bf16), conformance_graph("attention/mha_causal_bf16"),
+                           conformance_graph("rmsnorm/bf16")}) {
       const Outcome a = run(functional, g, 5, false), b = run(modelled, g, 5, false);
       EXPECT_EQ(a.counters.at("cycles"), b.counters.at("cycles")) << id << " " << g.name();
       EXPECT_EQ(a.counters.at("hbm_bytes"), b.counters.at("hbm_bytes")) << id << " " << g.name();
@@ -264,7 +183,7 @@ TEST(SimBackend, TraceParsesAndItsPipeTimesAddUpToTheCounters) {
   DeviceOptions traced;
   traced.trace = true;
   Device device = Device::open("sim:npu-ue8m0", traced);
-  for (const Graph& g : {gemm_fp8_graph(256, 384, 512, DType::bf16), cases()[OpKind::attention][3]}) {
+  for (const Graph& g : {gemm_fp8_graph(256, 384, 512, DType::bf16), conformance_graph("attention/small_f32")}) {
     const Outcome r = run(device, g, 9, false);
     const nlohmann::json trace = nlohmann::json::parse(device.take_trace());
     double busy[4] = {0, 0, 0, 0};

@@ -51,12 +51,6 @@ std::string sci(double v) {
 
 // An output the kernel must overwrite entirely: every byte 0xFF is a NaN in f32, bf16,
 // f16, E4M3, E5M2 and UE8M0, so an unwritten element fails the check.
-HostTensor poisoned(const TensorType& type) {
-  HostTensor t(type);
-  std::fill(t.data.begin(), t.data.end(), std::byte{0xFF});
-  std::fill(t.scales.begin(), t.scales.end(), std::byte{0xFF});
-  return t;
-}
 
 struct Measurement {
   std::vector<KernelCheck> checks;
@@ -71,7 +65,7 @@ Measurement measure(const Case& c, const DeviceState& dev) {
   std::vector<HostTensor> host_inputs, host_outputs;
   for (std::size_t i = 0; i < c.graph.inputs().size(); ++i)
     host_inputs.push_back(HostTensor::random(c.graph.value(c.graph.inputs()[i]).type, input_seed(c.id, i)));
-  for (ir::ValueId v : c.graph.outputs()) host_outputs.push_back(poisoned(c.graph.value(v).type));
+  for (ir::ValueId v : c.graph.outputs()) host_outputs.push_back(HostTensor::poisoned(c.graph.value(v).type));
   std::vector<Tensor> inputs, outputs;
   for (const HostTensor& h : host_inputs) inputs.push_back(device.upload(h, stream));
   for (const HostTensor& h : host_outputs) outputs.push_back(device.upload(h, stream));
