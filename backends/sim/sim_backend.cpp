@@ -181,10 +181,10 @@ DeviceInfo sim_info(const std::string& id, const hw::ChipDesc& chip) {
   DeviceInfo info;
   info.id = id;
   info.backend = "sim";
-  info.name = chip.description.empty() ? chip.name : chip.description;
+  // The description is for `anychip chip show`; a device line wants a short name.
+  info.name = "simulated " + chip.name;
   info.available = true;
-  info.arch = "sim " + chip.name +
-              (chip.core.matrix.native_ue8m0_scales ? " (native UE8M0)" : " (UE8M0 scales rescaled on the vector unit)");
+  info.arch = chip.core.matrix.native_ue8m0_scales ? "native UE8M0 scales" : "block scales on the vector unit";
   info.memory_bytes = static_cast<std::uint64_t>(chip.hbm_bytes);
   info.compute_units = static_cast<int>(chip.cores);
   info.dtypes = {DType::f32, DType::bf16, DType::f16, DType::f8e4m3, DType::f8e5m2};
