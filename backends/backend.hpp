@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "anychip/device.hpp"
+#include "anychip/error.hpp"
 #include "kernels/kernel_spec.hpp"
 
 namespace anychip::backends {
@@ -111,6 +112,15 @@ class Device {
 
   // The kernel's source for `spec`, as `anychip emit` prints it; part of the cache key.
   virtual std::string render(const kernels::KernelSpec& spec) const = 0;
+
+  // Optional. The kernel for `spec` in another form than its source, for `anychip emit
+  // --format`: e.g. "ptx" or "cubin" from a compiling backend. Throws Unsupported for a
+  // format the backend does not produce (the default: every format but "source").
+  virtual std::string emit(const kernels::KernelSpec& spec, std::string_view format) {
+    if (format == "source") return render(spec);
+    throw Error(ErrorCode::Unsupported,
+                info().id + " does not produce '" + std::string(format) + "' (it emits: source)");
+  }
 
   // Compiles rendered source into a binary that load() accepts. The runtime caches the
   // result on disk under a key of (spec, source, compiler_id). Throws on a build failure

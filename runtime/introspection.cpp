@@ -9,9 +9,6 @@ namespace anychip {
 std::string emit(const ir::Graph& graph, const Device& device, std::string_view format) {
   ir::verify(graph);
   backends::Device& dev = *device.impl()->device;
-  if (format != "source")
-    throw Error(ErrorCode::Unsupported, dev.info().id + " does not produce '" + std::string(format) +
-                                            "' (it emits: source)");
   std::string out;
   for (const ir::Node& node : graph.nodes()) {
     std::optional<kernels::Problem> problem = kernels::lower(graph, node);
@@ -19,7 +16,9 @@ std::string emit(const ir::Graph& graph, const Device& device, std::string_view 
     kernels::KernelSpec spec{*problem, dev.choose_tiles(*problem)};
     if (backends::Support s = dev.supports(spec); !s.ok)
       throw Error(ErrorCode::Unsupported, dev.info().id + " cannot run " + graph.label(node) + ": " + s.reason);
-    out += "// " + graph.label(node) + " on " + dev.info().id + "\n" + dev.render(spec);
+    std::string text = dev.emit(spec, format);
+    if (format == "source") out += "// " + graph.label(node) + " on " + dev.info().id + "\n";
+    out += text;
     if (!out.empty() && out.back() != '\n') out += '\n';
   }
   return out;
