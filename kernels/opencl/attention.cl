@@ -93,7 +93,7 @@ void attention(__global const uchar* q_data, ulong q_off, __global const uchar* 
   const int16 iota = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 
   for (int kv0 = 0; kv0 < kv_end; kv0 += BKV) {
-    barrier(CLK_LOCAL_MEM_FENCE);
+    AC_LOCAL_BARRIER();
     for (int i = lid; i < BKV * DK; i += LOCAL_SIZE) {
       const int j = i / DK, d = i % DK, kj = kv0 + j;
       Kt[d * BKV + j] = kj < SKV ? AC_CAT(AC_LOAD_, DTYPE)(kg, (((size_t)bi * SKV + kj) * HKV + hk) * DK + d) : 0.0f;
@@ -102,7 +102,7 @@ void attention(__global const uchar* q_data, ulong q_off, __global const uchar* 
       const int j = i / DV, d = i % DV, kj = kv0 + j;
       Vs[i] = kj < SKV ? AC_CAT(AC_LOAD_, DTYPE)(vg, (((size_t)bi * SKV + kj) * HKV + hk) * DV + d) : 0.0f;
     }
-    barrier(CLK_LOCAL_MEM_FENCE);
+    AC_LOCAL_BARRIER();
 
     for (int rb = lid; rb < NRB; rb += LOCAL_SIZE) {
       const int r0 = rb * RB;

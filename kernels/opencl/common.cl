@@ -8,6 +8,16 @@
 #define AC_CAT2(a, b) a##b
 #define AC_CAT(a, b) AC_CAT2(a, b)
 
+// A work-group barrier on __local memory; nothing when the work-group is one work-item
+// (AC_ONE_WORK_ITEM, set by the renderer). Besides saving the barrier, that keeps CPU
+// runtimes from splitting such kernels into per-barrier regions (PoCL 3.1 asserts on some
+// loop shapes when it does).
+#if AC_ONE_WORK_ITEM
+#define AC_LOCAL_BARRIER()
+#else
+#define AC_LOCAL_BARRIER() barrier(CLK_LOCAL_MEM_FENCE)
+#endif
+
 // ---- decoding --------------------------------------------------------------------------
 
 // FP8 E4M3 "fn" byte -> float: bias 7, max 448, 0x7F/0xFF NaN (decoded as 0x7FFFFFFF).

@@ -84,16 +84,18 @@ TileConfig gemm_tiles(const GemmShape& s, const Target& target) {
   TileConfig t;
   t.stages = 1;
   if (target.wide_work_items) {
-    // One core per work-group: a 16 x 16 register block (16 zmm accumulators) over a tile
-    // of up to 256 x 64, 128 columns of K staged at a time (one FP8 scale block).
+    // One core per work-group: 16 x 16 register blocks (16 zmm accumulators) over a tile
+    // of up to 256 x 256, 128 columns of K staged at a time (one FP8 scale block). Wide
+    // tiles matter: every tile decodes its A rows again, every 128 columns of K.
     int block = 16;
     if (s.m < 16)
       for (block = 1; block < s.m;) block *= 2;
     t.m = static_cast<int>(std::min<std::int64_t>(256, round_up(std::max<std::int64_t>(s.m, 1), block)));
-    t.n = static_cast<int>(std::min<std::int64_t>(64, round_up(std::max<std::int64_t>(s.n, 1), 16)));
-    // Enough work-groups to keep every core busy, while a tile keeps 64 rows or more.
+    t.n = static_cast<int>(std::min<std::int64_t>(256, round_up(std::max<std::int64_t>(s.n, 1), 16)));
+    // Enough work-groups to balance the cores: narrower, then shorter tiles.
     const auto groups = [&] { return ceil_div(s.m, t.m) * ceil_div(s.n, t.n); };
-    while (groups() < 2 * target.compute_units && t.m >= 128) t.m = static_cast<int>(round_up(t.m / 2, 16));
+    while (groups() < 4 * target.compute_units && t.n > 64) t.n = static_cast<int>(std::max<std::int64_t>(64, round_up(t.n / 2, 16)));
+    while (groups() < 4 * target.compute_units && t.m >= 128) t.m = static_cast<int>(round_up(t.m / 2, 16));
     t.k = s.fp8 ? 128 : static_cast<int>(std::min<std::int64_t>(128, round_up(std::max<std::int64_t>(s.k, 1), 16)));
   } else {
     // Many narrow work-items: 4 x 4 outputs each, 16 x 16 of them (fewer when the
@@ -108,7 +110,8 @@ TileConfig gemm_tiles(const GemmShape& s, const Target& target) {
 
 std::size_t gemm_local_bytes(const TileConfig& t, const Target& target) {
   const GemmDerived d = derive_gemm(t, target);
-  std::size_t floats = static_cast<std::size_t>(t.m) * t.k + static_cast<std::size_t>(t.k) * t.n;
+  std::size_t floats = (static_cast<std::size_t>(t.m) * t.k + static_cast<std::size_t>(t.k) * t.n) *
+                       static_cast<std::size_t>(std::max(t.stages, 1));
   if (d.acc_local) floats += static_cast<std::size_t>(t.m) * t.n;
   return floats * 4;
 }
@@ -123,6 +126,9 @@ std::string gemm_check(const GemmShape& s, const TileConfig& t, const Target& ta
   const int tm = t.m / d.wg_m, tn = t.n / d.wg_n;
   if (tm % d.mr != 0 || tn % d.nr != 0) return "work-item tile does not split into register blocks";
   const int pb = s.fp8 ? 128 : t.k;
+  if (t.stages != 1 && t.stages != 2) return "stages=" + std::to_string(t.stages) + " (must be 1 or 2)";
+  if (t.stages == 2 && (!target.wide_work_items || pb != t.k))
+    return "double-buffered staging (stages=2) needs one work-item per group and a whole promotion block staged";
   if (pb != t.k && (tm != d.mr || tn != d.nr))
     return "a work-item with several register blocks needs a whole promotion block staged (tile k=" +
            std::to_string(pb) + ")";
@@ -291,7 +297,7 @@ struct Renderer {
     const GemmDerived g = derive_gemm(t, target);
     d.def("M", m).def("N", n).def("K", k).def("OUT", float_name(out));
     d.def("BM", t.m).def("BN", t.n).def("TK", t.k).def("WG_M", g.wg_m).def("WG_N", g.wg_n);
-    d.def("MR", g.mr).def("NR", g.nr).def("VEC", g.vec).def("ACC_LOCAL", g.acc_local ? 1 : 0);
+    d.def("MR", g.mr).def("NR", g.nr).def("VEC", g.vec).def("ACC_LOCAL", g.acc_local ? 1 : 0).def("STAGES", t.stages);
     file = "gemm.cl";
   }
   void operator()(const AttentionProblem& p) {
@@ -415,6 +421,8 @@ std::string check(const KernelSpec& spec, const Target& target) {
 std::string render(const KernelSpec& spec, const Target& target) {
   Renderer r{spec.tiles, target, {}, {}};
   std::visit(r, spec.problem);
+  const Launch l = launch(spec, target);
+  r.d.def("AC_ONE_WORK_ITEM", l.local[0] * l.local[1] * l.local[2] == 1 ? 1 : 0);
   std::string out = "// anychip OpenCL kernel: " + describe(spec) + "\n";
   out += r.d.str();
   out += "\n// ---- common.cl ----\n";

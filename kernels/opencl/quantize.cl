@@ -40,10 +40,10 @@ void quantize_fp8(__global const uchar* x_data, ulong x_off, __global uchar* q_d
       amax = a > amax ? a : amax;  // a NaN compares false and is skipped
     }
   partial[lid] = amax;
-  barrier(CLK_LOCAL_MEM_FENCE);
+  AC_LOCAL_BARRIER();
   for (int s = LOCAL_SIZE / 2; s > 0; s /= 2) {
     if (lid < s) partial[lid] = partial[lid + s] > partial[lid] ? partial[lid + s] : partial[lid];
-    barrier(CLK_LOCAL_MEM_FENCE);
+    AC_LOCAL_BARRIER();
   }
   amax = partial[0];
   const float clamped = amax > 1e-4f ? amax : 1e-4f;

@@ -20,10 +20,10 @@ void rmsnorm(__global const uchar* x_data, ulong x_off, __global const uchar* w_
     sum = fma(v, v, sum);
   }
   partial[lid] = sum;
-  barrier(CLK_LOCAL_MEM_FENCE);
+  AC_LOCAL_BARRIER();
   for (int s = LOCAL_SIZE / 2; s > 0; s /= 2) {
     if (lid < s) partial[lid] += partial[lid + s];
-    barrier(CLK_LOCAL_MEM_FENCE);
+    AC_LOCAL_BARRIER();
   }
   const float inv_rms = 1.0f / sqrt(partial[0] / (float)DIM + EPS);
   for (int c = lid; c < DIM; c += LOCAL_SIZE)

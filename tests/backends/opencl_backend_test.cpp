@@ -1,0 +1,476 @@
+// The OpenCL backend (opencl:0) through the public API: every op against the float64
+// reference on fresh random inputs with poisoned outputs, at shapes that are not multiples
+// of any tile; the narrow-work-item (GPU-style) kernels as well, run on whatever device
+// opencl:0 is; bit-exact FP8 decoding and quantization; device timing; the kernel cache
+// round trip; build errors with the build log; tiles that cannot fit. Without an OpenCL
+// device every test is skipped with the device's reason.
+//
+// PoCL compiles every kernel on first use, so the cases are few and chosen to cover: both
+// scale formats, both GEMM outputs, E5M2, MHA/GQA/MQA, causal or not, Sq < Skv and Sq > Skv,
+// decode (Sq = 1) against a long KV, Dk != Dv (576/512).
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <random>
+
+#include <gtest/gtest.h>
+
+#include "anychip/anychip.hpp"
+#include "backends/backend.hpp"
+#include "runtime/kernel_cache.hpp"
+
+using namespace anychip;
+using ir::Graph;
+using ir::ValueId;
+
+namespace {
+
+// opencl:0, or skip the test with the reason it is unavailable.
+#define OPEN_OPENCL_OR_SKIP(device)                                                   \
+  std::optional<Device> device##_opt;                                                 \
+  if (std::string why = opencl_unavailable(); !why.empty()) GTEST_SKIP() << why;      \
+  device##_opt = Device::open("opencl:0");                                            \
+  Device& device = *device##_opt
+
+std::string opencl_unavailable() {
+  for (const DeviceInfo& d : list_devices())
+    if (d.id == "opencl:0" && d.available) return {};
+  for (const DeviceInfo& d : list_devices())
+    if (d.backend == "opencl") return d.id + " is unavailable: " + d.unavailable_reason;
+  return "no opencl backend in this build";
+}
+
+TensorType plain(DType d, Shape s) { return {d, std::move(s), std::nullopt}; }
+TensorType scaled(std::int64_t r, std::int64_t c, BlockShape b, DType s, DType fp8 = DType::f8e4m3) {
+  return {fp8, {r, c}, ScaleLayout{b, s}};
+}
+
+struct Case {
+  std::string name;
+  std::function<ValueId(Graph&)> build;
+};
+
+// One op per case; inputs are declared in operand order inside build (never as arguments
+// of one call, whose evaluation order C++ leaves open).
+std::vector<Case> cases() {
+  std::vector<Case> c;
+  auto gemm_fp8 = [&](std::int64_t m, std::int64_t n, std::int64_t k, DType s, DType out, DType b_fp8) {
+    c.push_back({"gemm_fp8 " + std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k), [=](Graph& g) {
+                   const ValueId a = g.input("a", scaled(m, k, kActivationBlock, s));
+                   const ValueId b = g.input("b", scaled(n, k, kWeightBlock, s, b_fp8));
+                   return g.gemm_fp8(a, b, out);
+                 }});
+  };
+  gemm_fp8(1, 7, 128, DType::ue8m0, DType::f32, DType::f8e4m3);      // decode, N below a vector
+  gemm_fp8(37, 130, 384, DType::f32, DType::bf16, DType::f8e4m3);    // ragged M and N
+  gemm_fp8(129, 257, 256, DType::ue8m0, DType::bf16, DType::f8e5m2); // E4M3 x E5M2
+  gemm_fp8(300, 200, 512, DType::f32, DType::f32, DType::f8e4m3);    // several tiles each way
+  for (DType d : {DType::f32, DType::bf16})
+    c.push_back({"gemm " + std::string(dtype_name(d)), [=](Graph& g) {
+                   const ValueId a = g.input("a", plain(d, {19, 70}));
+                   const ValueId b = g.input("b", plain(d, {33, 70}));
+                   return g.gemm(a, b, d);
+                 }});
+  struct Att { const char* name; std::int64_t b, sq, skv, hq, hkv, dk, dv; bool causal; DType d; };
+  for (Att a : {Att{"mha causal sq<skv", 2, 17, 40, 4, 4, 64, 64, true, DType::bf16},
+                Att{"gqa causal sq>skv dk!=dv", 1, 45, 30, 8, 2, 32, 48, true, DType::f16},
+                Att{"mqa decode long kv 576/512", 1, 1, 1000, 16, 1, 576, 512, false, DType::bf16},
+                Att{"gqa decode causal", 2, 1, 300, 4, 2, 64, 64, true, DType::f32},
+                Att{"mqa square", 1, 70, 70, 3, 1, 24, 24, false, DType::f32}})
+    c.push_back({std::string("attention ") + a.name, [=](Graph& g) {
+                   const ValueId q = g.input("q", plain(a.d, {a.b, a.sq, a.hq, a.dk}));
+                   const ValueId k = g.input("k", plain(a.d, {a.b, a.skv, a.hkv, a.dk}));
+                   const ValueId v = g.input("v", plain(a.d, {a.b, a.skv, a.hkv, a.dv}));
+                   return g.attention(q, k, v, a.causal);
+                 }});
+  c.push_back({"quantize 1x128 ue8m0 from bf16", [](Graph& g) {
+                 return g.quantize_fp8(g.input("x", plain(DType::bf16, {130, 300})), kActivationBlock, DType::ue8m0);
+               }});
+  c.push_back({"quantize 128x128 f32 scales to e5m2", [](Graph& g) {
+                 return g.quantize_fp8(g.input("x", plain(DType::f32, {130, 300})), kWeightBlock, DType::f32,
+                                       DType::f8e5m2);
+               }});
+  for (DType out : {DType::f32, DType::bf16, DType::f16})
+    c.push_back({"dequantize to " + std::string(dtype_name(out)), [=](Graph& g) {
+                   return g.dequantize(g.input("x", scaled(70, 260, kWeightBlock,
+                                                           out == DType::f16 ? DType::f32 : DType::ue8m0)), out);
+                 }});
+  c.push_back({"rmsnorm bf16", [](Graph& g) {
+                 const ValueId x = g.input("x", plain(DType::bf16, {3, 5, 333}));
+                 const ValueId w = g.input("w", plain(DType::f32, {333}));
+                 return g.rmsnorm(x, w);
+               }});
+  c.push_back({"silu_mul bf16", [](Graph& g) { return g.silu_mul(g.input("x", plain(DType::bf16, {7, 2 * 173}))); }});
+  c.push_back({"add f16", [](Graph& g) {
+                 const ValueId a = g.input("a", plain(DType::f16, {3, 999}));
+                 const ValueId b = g.input("b", plain(DType::f16, {3, 999}));
+                 return g.add(a, b);
+               }});
+  return c;
+}
+
+// Runs `g` on fresh random inputs into poisoned outputs and expects every kernel to match
+// the reference.
+void expect_matches_reference(const Device& device, const Graph& g, std::uint64_t seed) {
+  CompileOptions opts;
+  opts.use_cache = false;
+  Executable exe = compile(g, device, opts);
+  Stream s = device.create_stream();
+  std::vector<Tensor> in, out;
+  for (std::size_t i = 0; i < g.inputs().size(); ++i)
+    in.push_back(device.upload(HostTensor::random(g.value(g.inputs()[i]).type, seed + i), s));
+  for (ValueId v : g.outputs()) out.push_back(device.upload(HostTensor::poisoned(g.value(v).type), s));
+  exe.run(s, in, out);
+  const std::vector<KernelCheck> checks = exe.check_last_run(s);
+  ASSERT_FALSE(checks.empty());
+  for (const KernelCheck& c : checks) EXPECT_TRUE(c.ok) << c.label << ": rel_err " << c.rel_err << " > " << c.tolerance;
+}
+
+void run_every_case(const Device& device) {
+  std::mt19937_64 seeds(std::random_device{}());
+  for (const Case& c : cases()) {
+    const std::uint64_t seed = seeds();
+    Graph g("opencl_case");
+    g.output(c.build(g));
+    SCOPED_TRACE(c.name + " (seed " + std::to_string(seed) + ")\n" + ir::print(g));
+    expect_matches_reference(device, g, seed);
+  }
+}
+
+// Sets an environment variable for the life of the object.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (old_) setenv(name_, old_->c_str(), 1);
+    else unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+std::filesystem::path fresh_dir(const std::string& name) {
+  auto dir = std::filesystem::temp_directory_path() /
+             ("anychip_opencl_test_" + name + "_" + std::to_string(std::random_device{}()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+std::vector<std::filesystem::path> cache_entries(const std::filesystem::path& dir) {
+  std::vector<std::filesystem::path> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.path().extension() == ".kernel") files.push_back(e.path());
+  return files;
+}
+
+Graph small_gemm_fp8() {
+  Graph g("cache_gemm");
+  const ValueId a = g.input("a", scaled(33, 128, kActivationBlock, DType::ue8m0));
+  const ValueId b = g.input("b", scaled(65, 128, kWeightBlock, DType::ue8m0));
+  g.output(g.gemm_fp8(a, b, DType::f32));
+  return g;
+}
+
+// Runs `exe` on random inputs and returns the worst check.
+KernelCheck run_and_check(Executable& exe, const Device& device) {
+  const Graph& g = exe.graph();
+  Stream s = device.create_stream();
+  std::vector<Tensor> in, out;
+  for (std::size_t i = 0; i < g.inputs().size(); ++i)
+    in.push_back(device.upload(HostTensor::random(g.value(g.inputs()[i]).type, 7 + i), s));
+  for (ValueId v : g.outputs()) out.push_back(device.upload(HostTensor::poisoned(g.value(v).type), s));
+  exe.run(s, in, out);
+  return exe.check_last_run(s).at(0);
+}
+
+backends::Backend& opencl_backend() {
+  for (backends::Backend* b : backends::all_backends())
+    if (b->name() == "opencl") return *b;
+  throw std::runtime_error("no opencl backend");
+}
+
+TEST(OpenClBackend, ListsDevicesWithTheirDriverAndLimits) {
+  bool any = false;
+  for (const DeviceInfo& d : list_devices()) {
+    if (d.backend != "opencl") continue;
+    any = true;
+    if (!d.available) {
+      EXPECT_FALSE(d.unavailable_reason.empty()) << d.id;
+      continue;
+    }
+    EXPECT_EQ(d.id.rfind("opencl:", 0), 0u) << d.id;
+    EXPECT_FALSE(d.name.empty()) << d.id;
+    EXPECT_NE(d.arch.find("OpenCL C"), std::string::npos) << d.arch;
+    EXPECT_NE(d.arch.find("driver"), std::string::npos) << d.arch;
+    EXPECT_GT(d.compute_units, 0) << d.id;
+    EXPECT_GT(d.memory_bytes, 0u) << d.id;
+  }
+  EXPECT_TRUE(any) << "the opencl backend lists no device, not even an unavailable one";
+}
+
+TEST(OpenClBackend, OpeningAMissingDeviceNamesTheDevicesThatExist) {
+  if (std::string why = opencl_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  try {
+    Device::open("opencl:999");
+    FAIL() << "opened opencl:999";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("opencl:0"), std::string::npos) << e.what();
+  }
+}
+
+TEST(OpenClBackend, EveryOpMatchesTheReferenceOnRandomInputs) {
+  OPEN_OPENCL_OR_SKIP(device);
+  run_every_case(device);
+}
+
+TEST(OpenClBackend, GpuStyleKernelsMatchTheReference) {
+  // The narrow-work-item kernels (many work-items per group, cooperative staging and
+  // barriers), which a GPU gets, run here on whatever device opencl:0 is.
+  if (std::string why = opencl_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  ScopedEnv narrow("ANYCHIP_OPENCL_WORK_ITEMS", "narrow");
+  Device device = Device::open("opencl:0");
+  std::mt19937_64 seeds(std::random_device{}());
+  for (const Case& c : cases()) {
+    if (c.name != "gemm_fp8 37x130x384" && c.name != "gemm f32" && c.name != "attention gqa causal sq>skv dk!=dv" &&
+        c.name != "quantize 1x128 ue8m0 from bf16" && c.name != "rmsnorm bf16")
+      continue;
+    const std::uint64_t seed = seeds();
+    Graph g("opencl_narrow_case");
+    g.output(c.build(g));
+    SCOPED_TRACE(c.name + " (narrow work-items, seed " + std::to_string(seed) + ")");
+    expect_matches_reference(device, g, seed);
+  }
+}
+
+TEST(OpenClBackend, EveryFp8CodeDecodesExactlyInTheGemmAndInDequantize) {
+  OPEN_OPENCL_OR_SKIP(device);
+  for (DType fp8 : {DType::f8e4m3, DType::f8e5m2}) {
+    SCOPED_TRACE(std::string(dtype_name(fp8)));
+    auto decode = [&](int code) {
+      return fp8 == DType::f8e4m3 ? e4m3_to_float(static_cast<std::uint8_t>(code))
+                                  : e5m2_to_float(static_cast<std::uint8_t>(code));
+    };
+    // x [2, 128] holds all 256 codes, dequantized with scale 1 (UE8M0 127). a is x with
+    // the non-finite codes replaced by 0 (one of them would turn its whole row of D into
+    // NaN), times B = the identity (E4M3 1.0 on the diagonal): D = a exactly.
+    Graph g("decode");
+    const ValueId a = g.input("a", scaled(2, 128, kActivationBlock, DType::ue8m0, fp8));
+    const ValueId b = g.input("b", scaled(128, 128, kWeightBlock, DType::ue8m0));
+    const ValueId x = g.input("x", scaled(2, 128, kActivationBlock, DType::ue8m0, fp8));
+    g.output(g.gemm_fp8(a, b, DType::f32, "d"));
+    g.output(g.dequantize(x, DType::f32, "y"));
+    HostTensor ha(g.value(a).type), hb(g.value(b).type), hx(g.value(x).type);
+    for (int i = 0; i < 256; ++i) {
+      hx.data[static_cast<std::size_t>(i)] = std::byte(i);
+      ha.data[static_cast<std::size_t>(i)] = std::isfinite(decode(i)) ? std::byte(i) : std::byte{0};
+    }
+    for (HostTensor* h : {&ha, &hb, &hx}) std::fill(h->scales.begin(), h->scales.end(), std::byte{127});
+    for (int i = 0; i < 128; ++i) hb.data[static_cast<std::size_t>(i * 128 + i)] = std::byte{0x38};
+
+    Executable exe = compile(g, device);
+    Stream s = device.create_stream();
+    std::vector<Tensor> in = {device.upload(ha, s), device.upload(hb, s), device.upload(hx, s)};
+    std::vector<Tensor> out = exe.allocate_outputs();
+    exe.run(s, in, out);
+    const HostTensor d = out[0].download(s), y = out[1].download(s);
+    for (int i = 0; i < 256; ++i) {
+      const float want = decode(i);
+      float got_d, got_y;
+      std::memcpy(&got_d, d.data.data() + 4 * i, 4);
+      std::memcpy(&got_y, y.data.data() + 4 * i, 4);
+      if (std::isnan(want)) {
+        EXPECT_TRUE(std::isnan(got_y)) << "dequantize, code " << i;
+      } else {
+        EXPECT_EQ(got_y, want) << "dequantize, code " << i;
+        EXPECT_EQ(std::signbit(got_y), std::signbit(want)) << "dequantize, code " << i;
+      }
+      if (std::isfinite(want)) {
+        EXPECT_EQ(got_d, want) << "gemm, code " << i;
+      }
+    }
+  }
+}
+
+TEST(OpenClBackend, QuantizeIsBitExactWithQuantizeBlocksOnEveryKindOfValue) {
+  OPEN_OPENCL_OR_SKIP(device);
+  // Values from every corner of the float range, not just [-1, 1): random bit patterns
+  // (normal, subnormal, huge), exact powers of two, E4M3/E5M2 rounding ties, zeros of
+  // both signs, and blocks with a NaN, an infinity, or only tiny values (the 1e-4 floor).
+  const std::int64_t rows = 9, cols = 300;
+  std::vector<float> x(static_cast<std::size_t>(rows * cols));
+  std::mt19937 rng(12345);
+  for (float& v : x) {
+    std::uint32_t u;
+    do u = static_cast<std::uint32_t>(rng()); while ((u & 0x7F800000u) == 0x7F800000u);
+    // Mostly moderate exponents so that blocks are not all dominated by one huge value.
+    u = (u & 0x807FFFFFu) | ((100u + (u >> 23) % 55u) << 23);
+    std::memcpy(&v, &u, 4);
+  }
+  auto row = [&](std::int64_t r) { return x.data() + r * cols; };
+  for (int c = 0; c < cols; ++c)  // halfway between neighbouring E4M3 values, both signs
+    row(1)[c] = (c % 2 ? -1.0f : 1.0f) * (1.0f + static_cast<float>(2 * (c % 8) + 1) / 16.0f) * std::ldexp(1.0f, (c / 8) % 12 - 6);
+  for (int c = 0; c < cols; ++c) row(2)[c] = (c % 2 ? -1.0f : 1.0f) * std::ldexp(1.0f, c % 40 - 30);  // tiny and exact
+  for (int c = 0; c < cols; ++c) row(3)[c] = c % 3 ? 3e-6f * static_cast<float>(c) : -0.0f;  // below the floor
+  row(4)[5] = std::nanf("");
+  row(5)[200] = INFINITY;
+  row(6)[10] = -INFINITY;
+  for (int c = 0; c < cols; ++c) row(7)[c] = std::ldexp(static_cast<float>(c % 17 + 1), c % 50 - 20);
+  for (int c = 0; c < cols; ++c) row(8)[c] = std::ldexp(1.0f, -140 + c % 20);  // float subnormals
+
+  struct Q { DType in, fp8, scale; BlockShape block; };
+  for (Q q : {Q{DType::f32, DType::f8e4m3, DType::ue8m0, kActivationBlock},
+              Q{DType::f32, DType::f8e5m2, DType::f32, kWeightBlock},
+              Q{DType::bf16, DType::f8e4m3, DType::f32, kActivationBlock}}) {
+    SCOPED_TRACE(std::string(dtype_name(q.in)) + " -> " + std::string(dtype_name(q.fp8)) + " with " +
+                 std::string(dtype_name(q.scale)) + " scales " + std::to_string(q.block.rows) + "x" +
+                 std::to_string(q.block.cols));
+    HostTensor hx(plain(q.in, {rows, cols}));
+    std::vector<float> exact(x.size());  // the values the kernel reads, as float
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      if (q.in == DType::f32) {
+        std::memcpy(hx.data.data() + 4 * i, &x[i], 4);
+        exact[i] = x[i];
+      } else {
+        const std::uint16_t h = float_to_bf16(x[i]);
+        std::memcpy(hx.data.data() + 2 * i, &h, 2);
+        exact[i] = bf16_to_float(h);
+      }
+    }
+    std::vector<std::uint8_t> want_q(x.size());
+    std::vector<std::byte> want_s(static_cast<std::size_t>(scale_rows(rows, q.block) * scale_cols(cols, q.block)) *
+                                  dtype_size(q.scale));
+    quantize_blocks(exact, rows, cols, q.block, q.fp8, q.scale, want_q, want_s);
+
+    Graph g("quantize");
+    g.output(g.quantize_fp8(g.input("x", hx.type), q.block, q.scale, q.fp8));
+    Executable exe = compile(g, device);
+    Stream s = device.create_stream();
+    std::vector<Tensor> in = {device.upload(hx, s)};
+    std::vector<Tensor> out = {device.upload(HostTensor::poisoned(g.value(g.outputs()[0]).type), s)};
+    exe.run(s, in, out);
+    const HostTensor got = out[0].download(s);
+    ASSERT_EQ(got.scales.size(), want_s.size());
+    EXPECT_EQ(std::memcmp(got.scales.data(), want_s.data(), want_s.size()), 0) << "scales differ";
+    int shown = 0;
+    for (std::size_t i = 0; i < want_q.size(); ++i)
+      if (std::to_integer<std::uint8_t>(got.data[i]) != want_q[i] && shown++ < 10) {
+        ADD_FAILURE() << "code " << i << " (x = " << exact[i] << "): got 0x" << std::hex
+                      << std::to_integer<int>(got.data[i]) << ", quantize_blocks gives 0x" << int{want_q[i]};
+      }
+  }
+}
+
+TEST(OpenClBackend, EventsTimeTheWorkBetweenThem) {
+  OPEN_OPENCL_OR_SKIP(device);
+  Graph g = small_gemm_fp8();
+  Executable exe = compile(g, device);
+  Stream s = device.create_stream();
+  std::vector<Tensor> in;
+  for (std::size_t i = 0; i < g.inputs().size(); ++i)
+    in.push_back(device.upload(HostTensor::random(g.value(g.inputs()[i]).type, 1 + i), s));
+  std::vector<Tensor> out = exe.allocate_outputs();
+  Event e0 = s.record();
+  Event e1 = s.record();  // nothing between e0 and e1
+  exe.run(s, in, out);
+  Event e2 = s.record();
+  s.synchronize();
+  EXPECT_EQ(e1.seconds_since(e0), 0.0);
+  const double run = e2.seconds_since(e1);
+  EXPECT_GT(run, 0.0);
+  EXPECT_LT(run, 10.0);
+  const std::vector<double> kernel = exe.last_kernel_seconds(s);
+  ASSERT_EQ(kernel.size(), 1u);
+  EXPECT_GT(kernel[0], 0.0);
+  EXPECT_LE(kernel[0], run * 1.000001);
+}
+
+TEST(OpenClBackend, KernelCacheRoundTripAndRebuildsWhatItCannotUse) {
+  OPEN_OPENCL_OR_SKIP(device);
+  const std::filesystem::path dir = fresh_dir("cache");
+  CompileOptions opts;
+  opts.cache_dir = dir.string();
+  const Graph g = small_gemm_fp8();
+
+  Executable first = compile(g, device, opts);
+  EXPECT_EQ(first.cache_stats().misses, 1u);
+  EXPECT_EQ(first.cache_stats().hits, 0u);
+  const std::vector<std::filesystem::path> entries = cache_entries(dir);
+  ASSERT_EQ(entries.size(), 1u);
+
+  // A second compile loads the driver binary from the cache, and it runs.
+  Executable second = compile(g, device, opts);
+  EXPECT_EQ(second.cache_stats().hits, 1u);
+  EXPECT_EQ(second.cache_stats().misses, 0u);
+  KernelCheck c = run_and_check(second, device);
+  EXPECT_TRUE(c.ok) << "from the cache: rel_err " << c.rel_err;
+
+  // A corrupted entry is detected and rebuilt.
+  {
+    std::fstream f(entries[0], std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(std::filesystem::file_size(entries[0]) / 2));
+    f.write("garbage!", 8);
+  }
+  Executable third = compile(g, device, opts);
+  EXPECT_EQ(third.cache_stats().corrupt, 1u);
+  c = run_and_check(third, device);
+  EXPECT_TRUE(c.ok) << "after a corrupt entry: rel_err " << c.rel_err;
+
+  // An intact entry whose binary the driver rejects is dropped and rebuilt too.
+  const std::string key = entries[0].stem().string();
+  rt::KernelCache cache(dir);
+  const std::string junk = "anychip-ocl-bin1 this is not a program binary";
+  ASSERT_TRUE(cache.store(key, std::as_bytes(std::span(junk.data(), junk.size()))));
+  Executable fourth = compile(g, device, opts);
+  EXPECT_EQ(fourth.cache_stats().hits, 1u);  // read back fine, then refused by load()
+  c = run_and_check(fourth, device);
+  EXPECT_TRUE(c.ok) << "after a rejected binary: rel_err " << c.rel_err;
+  Executable fifth = compile(g, device, opts);
+  c = run_and_check(fifth, device);
+  EXPECT_TRUE(c.ok) << "from the rebuilt entry: rel_err " << c.rel_err;
+  std::filesystem::remove_all(dir);
+}
+
+TEST(OpenClBackend, ABuildFailureCarriesTheBuildLog) {
+  if (std::string why = opencl_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  std::unique_ptr<backends::Device> dev = opencl_backend().open("opencl:0", {});
+  kernels::KernelSpec spec;
+  spec.problem = kernels::AddProblem{16, DType::f32};
+  spec.tiles = dev->choose_tiles(spec.problem);
+  try {
+    dev->compile(spec, "__kernel void add(__global float* y) { y[0] = no_such_identifier_anywhere; }");
+    FAIL() << "a broken kernel compiled";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_TRUE(e.code() == ErrorCode::Internal || e.code() == ErrorCode::Unsupported) << what;
+    EXPECT_NE(what.find("build log"), std::string::npos) << what;
+    EXPECT_NE(what.find("no_such_identifier_anywhere"), std::string::npos) << what;
+    EXPECT_NE(what.find("add numel=16"), std::string::npos) << "names the kernel: " << what;
+  }
+}
+
+TEST(OpenClBackend, TilesThatDoNotFitAreRefusedBySupportsNotAtLaunch) {
+  if (std::string why = opencl_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  std::unique_ptr<backends::Device> dev = opencl_backend().open("opencl:0", {});
+  kernels::KernelSpec spec;
+  spec.problem = kernels::GemmFp8Problem{4096, 4096, 4096};
+  spec.tiles = dev->choose_tiles(spec.problem);
+  EXPECT_TRUE(dev->supports(spec).ok) << dev->supports(spec).reason;
+  spec.tiles.m = spec.tiles.n = 8192;  // 8192 x 8192 f32 accumulators or staging: far past any local memory
+  const backends::Support s = dev->supports(spec);
+  EXPECT_FALSE(s.ok);
+  EXPECT_NE(s.reason.find("local memory"), std::string::npos) << s.reason;
+  spec.tiles = dev->choose_tiles(spec.problem);
+  spec.tiles.k = 48;  // does not divide the 128-wide scale blocks
+  EXPECT_FALSE(dev->supports(spec).ok);
+}
+
+}  // namespace
