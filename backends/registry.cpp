@@ -1,5 +1,6 @@
 #include "backends/backend.hpp"
 #include "backends/cpu/cpu_backend.hpp"
+#include "backends/cuda/cuda_backend.hpp"
 #include "backends/opencl/opencl_backend.hpp"
 #include "backends/sim/sim_backend.hpp"
 
@@ -12,6 +13,7 @@ std::span<Backend* const> all_backends() {
     v.push_back(make_cpu_backend());
     v.push_back(make_sim_backend());
     v.push_back(make_opencl_backend());
+    v.push_back(make_cuda_backend());
     return v;
   }();
   static const std::vector<Backend*> view = [] {
