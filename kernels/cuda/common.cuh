@@ -143,6 +143,19 @@ __device__ __forceinline__ float inf() { return __int_as_float(0x7F800000); }
 __host__ __device__ constexpr i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
 __host__ __device__ constexpr int imin(int a, int b) { return a < b ? a : b; }
 
+// The (row, column) tile of CTA `pid` in a grid of tiles_m x tiles_n output tiles, visited
+// GROUP_M row tiles at a time so that the CTAs resident together share rows of A and
+// columns of B in L2 (instead of streaming all of A once per column of tiles).
+template <int GROUP_M>
+__device__ __forceinline__ void grouped_tile(i64 pid, i64 tiles_m, i64 tiles_n, i64& tm, i64& tn) {
+  const i64 per_group = GROUP_M * tiles_n;
+  const i64 first = pid / per_group * GROUP_M;
+  const i64 size = tiles_m - first < GROUP_M ? tiles_m - first : GROUP_M;
+  const i64 local = pid % per_group;
+  tm = first + local % size;
+  tn = local / size;
+}
+
 __device__ __forceinline__ float warp_max(float v, int width = 32) {
   for (int o = width / 2; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xFFFFFFFFu, v, o));
   return v;

@@ -152,7 +152,7 @@ std::string gemm_fp8_check(const GemmFp8Problem& p, const TileConfig& t, const T
   const GemmFp8Design d = derive_gemm_fp8(t, target);
   if (d.smem > target.shared_memory_per_block)
     return "tiles need " + kib(d.smem) + " of shared memory; a block may have " + kib(target.shared_memory_per_block);
-  if (ceil_div(p.n, t.n) > kMaxGridYZ) return "N=" + std::to_string(p.n) + " needs more than 65535 column tiles";
+  if (ceil_div(p.m, t.m) * ceil_div(p.n, t.n) > kMaxGridX) return "too many output tiles";
   return {};
 }
 
@@ -619,7 +619,7 @@ LaunchPlan launch_plan(const KernelSpec& spec, const Target& target) {
         if constexpr (std::is_same_v<P, GemmFp8Problem>) {
           const GemmFp8Design d = derive_gemm_fp8(t, target);
           s.kernel = "anychip_gemm_fp8";
-          s.grid = dims(ceil_div(p.m, d.bm), ceil_div(p.n, d.bn));
+          s.grid = dims(ceil_div(p.m, d.bm) * ceil_div(p.n, d.bn));  // 1-D: grouped_tile() places it
           s.block = dims(d.threads);
           s.shared_bytes = static_cast<unsigned>(d.smem);
           if (d.wgmma) {

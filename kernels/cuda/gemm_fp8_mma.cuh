@@ -63,7 +63,9 @@ __device__ __forceinline__ void gemm_fp8(const u8* __restrict__ a, const void* _
   constexpr int STAGE_BYTES = (BM + BN) * kRowBytes;
 
   extern __shared__ __align__(16) u8 smem[];
-  const i64 m0 = static_cast<i64>(blockIdx.x) * BM, n0 = static_cast<i64>(blockIdx.y) * BN;
+  i64 tile_m, tile_n;
+  grouped_tile<8>(blockIdx.x, ceil_div(M, BM), ceil_div(N, BN), tile_m, tile_n);
+  const i64 m0 = tile_m * BM, n0 = tile_n * BN;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wm = warp / WARPS_N, wn = warp % WARPS_N;
   const int g = lane / 4, t = lane % 4;
@@ -87,6 +89,18 @@ __device__ __forceinline__ void gemm_fp8(const u8* __restrict__ a, const void* _
 #pragma unroll
       for (int e = 0; e < 4; ++e) out[i][j][e] = 0.0f;
   const i64 sb_index = (n0 / 128) * KB;
+  float next_a[MT][2], next_b;
+  auto scales_of = [&](int kb) {
+#pragma unroll
+    for (int i = 0; i < MT; ++i)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const i64 row = m0 + wm * WM + i * 16 + g + 8 * h;
+        next_a[i][h] = row < M ? load_scale<SA>(sa, row * KB + kb) : 0.0f;
+      }
+    next_b = load_scale<SB>(sb, sb_index + kb);
+  };
+  scales_of(0);
 
   for (int kb = 0; kb < KB; ++kb) {
     cp_async_wait<STAGES - 2>();
@@ -94,15 +108,14 @@ __device__ __forceinline__ void gemm_fp8(const u8* __restrict__ a, const void* _
     if (kb + STAGES - 1 < KB) issue(kb + STAGES - 1);
     cp_async_commit();
 
+    // This block's scales were loaded during the previous block; load the next block's.
     float s_a[MT][2];
 #pragma unroll
     for (int i = 0; i < MT; ++i)
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const i64 row = m0 + wm * WM + i * 16 + g + 8 * h;
-        s_a[i][h] = row < M ? load_scale<SA>(sa, row * KB + kb) : 0.0f;
-      }
-    const float s_b = load_scale<SB>(sb, sb_index + kb);
+      for (int h = 0; h < 2; ++h) s_a[i][h] = next_a[i][h];
+    const float s_b = next_b;
+    if (kb + 1 < KB) scales_of(kb + 1);
 
     const u8* ta = smem + (kb % STAGES) * STAGE_BYTES + (wm * WM) * kRowBytes;
     const u8* tb = smem + (kb % STAGES) * STAGE_BYTES + (BM + wn * WN) * kRowBytes;

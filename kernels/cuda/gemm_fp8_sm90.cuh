@@ -108,7 +108,9 @@ __device__ __forceinline__ void gemm_fp8(const TensorMap* map_a, const TensorMap
   u64* full = reinterpret_cast<u64*>(tile_b + STAGES * B_BYTES);
   u64* empty = full + STAGES;
 
-  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+  i64 tile_m, tile_n;
+  grouped_tile<8>(blockIdx.x, ceil_div(M, BM), ceil_div(N, BN), tile_m, tile_n);
+  const int m0 = static_cast<int>(tile_m) * BM, n0 = static_cast<int>(tile_n) * BN;
   const int warpgroup = threadIdx.x / 128;
   const int producer_thread = CONSUMERS * 128;
 
@@ -120,6 +122,7 @@ __device__ __forceinline__ void gemm_fp8(const TensorMap* map_a, const TensorMap
       mbarrier_init(&empty[s], CONSUMERS * 4);
     }
     fence_barrier_init();
+    fence_proxy_async();
   }
   __syncthreads();
 
@@ -148,13 +151,20 @@ __device__ __forceinline__ void gemm_fp8(const TensorMap* map_a, const TensorMap
 #pragma unroll
   for (int i = 0; i < BN / 2; ++i) out[i] = 0.0f;
 
+  // Scales are loaded one K block ahead, so that their latency hides behind a block of MMAs.
+  auto scales_of = [&](int kb, float& a0, float& a1, float& b) {
+    a0 = r0 < M ? load_scale<SA>(sa, r0 * KB + kb) : 0.0f;
+    a1 = r1 < M ? load_scale<SA>(sa, r1 * KB + kb) : 0.0f;
+    b = load_scale<SB>(sb, sb_base + kb);
+  };
+  float next_a0, next_a1, next_b;
+  scales_of(0, next_a0, next_a1, next_b);
+
   for (int kb = 0; kb < KB; ++kb) {
     const int s = kb % STAGES;
     const u32 phase = (kb / STAGES) & 1;
-    // Scales first: their loads overlap the wait for the tiles.
-    const float sa0 = r0 < M ? load_scale<SA>(sa, r0 * KB + kb) : 0.0f;
-    const float sa1 = r1 < M ? load_scale<SA>(sa, r1 * KB + kb) : 0.0f;
-    const float sbk = load_scale<SB>(sb, sb_base + kb);
+    const float sa0 = next_a0, sa1 = next_a1, sbk = next_b;
+    if (kb + 1 < KB) scales_of(kb + 1, next_a0, next_a1, next_b);
     mbarrier_wait(&full[s], phase);
 
 #pragma unroll
