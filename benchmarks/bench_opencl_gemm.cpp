@@ -151,7 +151,7 @@ struct Side {
   }
 };
 
-void settle() { std::this_thread::sleep_for(std::chrono::milliseconds(getenv("SETTLE") ? atoi(getenv("SETTLE")) : 100)); }
+void settle() { std::this_thread::sleep_for(std::chrono::milliseconds(100)); }
 
 struct Row {
   GemmShape shape;

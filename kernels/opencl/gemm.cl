@@ -14,8 +14,7 @@
 //
 // Defines: M N K; GEMM_FP8; A_FP8 B_FP8 SA SB (FP8) or IN (float); OUT; BM BN TK; WG_M WG_N
 // (work-items along m and n); MR NR VEC; ACC_LOCAL (accumulators in __local memory, for
-// work-items with large sub-tiles); STAGES (1, or 2 with one work-item per group and
-// PB == TK: double-buffered staging). Either PB == TK, or TM == MR and TN == NR (a
+// work-items with large sub-tiles). Either PB == TK, or TM == MR and TN == NR (a
 // work-item's partial then lives across the slices of a block).
 
 #define TM (BM / WG_M)
@@ -48,28 +47,35 @@ typedef AC_CAT(float, VEC) vecf;
 #define ZIP_HI(x, y) ((uchar16)((x).s8, (y).s8, (x).s9, (y).s9, (x).sa, (y).sa, (x).sb, (y).sb, \
                                 (x).sc, (y).sc, (x).sd, (y).sd, (x).se, (y).se, (x).sf, (y).sf))
 
-// Staging is split into items so that it can be spread over work-items (STAGES 1) or over
-// the register blocks of the previous K block (STAGES 2): items [begin, end) in steps of
-// `step`. A: an item is 16 codes of one row. B: an item is a 16 x 16 block of codes (16
+// Staging is split into items spread over the work-items, [lid, end) in steps of
+// WG_SIZE. A: an item is 16 codes of one row. B: an item is a 16 x 16 block of codes (16
 // rows of N, 16 columns of K), transposed in registers by four rounds of byte interleaves
 // before it is decoded, so that every store into Bs is a whole vector along N.
 #define A_ITEMS (BM * (TK / 16))
 #define B_ITEMS ((BN / 16) * (TK / 16))
 
-// Decodes items of columns [k0, k0 + TK) of A into As; rows past M are zero.
-inline void stage_a(__global const uchar* a, int m_base, int k0, int begin, int end, int step, __local float* As) {
-  for (int i = begin; i < end; i += step) {
+// Decodes columns [k0, k0 + TK) of A into As; rows past M are zero. With one work-item
+// per group it also reads one byte of every cache line the next slice will need (the BM
+// rows are K bytes apart, too many streams for a hardware prefetcher, and prefetch() does
+// nothing on some CPU runtimes), so that those misses are served during this slice's
+// arithmetic; the bytes are summed and returned only to keep the loads alive.
+inline uint stage_a(__global const uchar* a, int m_base, int k0, int lid, __local float* As) {
+  uint touched = 0;
+  for (int i = lid; i < A_ITEMS; i += WG_SIZE) {
     const int r = i / (TK / 16), c = (i % (TK / 16)) * 16;
     const int m = m_base + r;
-    float16 v = (float16)0.0f;
-    if (m < M) v = AC_CAT(AC_FP8X16_, A_FP8)(vload16(0, a + (size_t)m * K + k0 + c));
-    vstore16(v, 0, As + r * TK + c);
+    const uchar16 codes = m < M ? vload16(0, a + (size_t)m * K + k0 + c) : (uchar16)0;
+#if AC_ONE_WORK_ITEM
+    if (m < M && k0 + TK < K && c % 64 == 0) touched += a[(size_t)m * K + k0 + TK + c];
+#endif
+    vstore16(AC_CAT(AC_FP8X16_, A_FP8)(codes), 0, As + r * TK + c);
   }
+  return touched;
 }
 
-// Decodes items of columns [k0, k0 + TK) of B into Bs, transposed; rows past N are zero.
-inline void stage_b(__global const uchar* b, int n_base, int k0, int begin, int end, int step, __local float* Bs) {
-  for (int i = begin; i < end; i += step) {
+// Decodes columns [k0, k0 + TK) of B into Bs, transposed; rows past N are zero.
+inline void stage_b(__global const uchar* b, int n_base, int k0, int lid, __local float* Bs) {
+  for (int i = lid; i < B_ITEMS; i += WG_SIZE) {
     const int r = (i / (TK / 16)) * 16, c = (i % (TK / 16)) * 16;
     uchar16 t[16];
 #pragma unroll
@@ -88,24 +94,23 @@ inline void stage_b(__global const uchar* b, int n_base, int k0, int begin, int 
 #pragma unroll
       for (int j = 0; j < 16; ++j) t[j] = u[j];
     }
+    // t[j] is now column k0 + c + j of the 16 rows.
 #pragma unroll
     for (int j = 0; j < 16; ++j) vstore16(AC_CAT(AC_FP8X16_, B_FP8)(t[j]), 0, Bs + (c + j) * BN + r);
   }
 }
 #else
 // Staging items are single elements; elements past M, N or K are zero.
-#define A_ITEMS (BM * TK)
-#define B_ITEMS (BN * TK)
-
-inline void stage_a(__global const uchar* a, int m_base, int k0, int begin, int end, int step, __local float* As) {
-  for (int i = begin; i < end; i += step) {
+inline uint stage_a(__global const uchar* a, int m_base, int k0, int lid, __local float* As) {
+  for (int i = lid; i < BM * TK; i += WG_SIZE) {
     const int m = m_base + i / TK, k = k0 + i % TK;
     As[i] = m < M && k < K ? AC_CAT(AC_LOAD_, IN)(a, (size_t)m * K + k) : 0.0f;
   }
+  return 0;
 }
 
-inline void stage_b(__global const uchar* b, int n_base, int k0, int begin, int end, int step, __local float* Bs) {
-  for (int i = begin; i < end; i += step) {
+inline void stage_b(__global const uchar* b, int n_base, int k0, int lid, __local float* Bs) {
+  for (int i = lid; i < BN * TK; i += WG_SIZE) {
     const int r = i / TK, c = i % TK;
     const int n = n_base + r, k = k0 + c;
     Bs[c * BN + r] = n < N && k < K ? AC_CAT(AC_LOAD_, IN)(b, (size_t)n * K + k) : 0.0f;
@@ -131,11 +136,8 @@ void gemm(__global const uchar* a_data, ulong a_off,
 #endif
   __global uchar* d = d_data + d_off;
 
-  // STAGES buffers of each staged slice: with 2 (one work-item per group) the next K block
-  // is decoded piece by piece between the register blocks of the current one, so that
-  // its loads overlap the arithmetic instead of stalling it.
-  __local float As[STAGES * BM * TK];
-  __local float Bs[STAGES * TK * BN];
+  __local float As[BM * TK];
+  __local float Bs[TK * BN];
 
   const int lx = get_local_id(0), ly = get_local_id(1);
   const int lid = ly * WG_N + lx;
@@ -155,32 +157,13 @@ void gemm(__global const uchar* a_data, ulong a_off,
   vecf part[MR][NV];
 #endif
 
-#if STAGES == 2
-  // Register blocks per K block, and the share of the next block's staging after each.
-#define NRBLK ((TM / MR) * (TN / NR))
-#define A_PIECE ((A_ITEMS + NRBLK - 1) / NRBLK)
-#define B_PIECE ((B_ITEMS + NRBLK - 1) / NRBLK)
-  stage_a(a, m_base, 0, 0, A_ITEMS, 1, As);
-  stage_b(b, n_base, 0, 0, B_ITEMS, 1, Bs);
-#endif
-
+  uint touched = 0;
   for (int blk = 0; blk < NPB; ++blk) {
     for (int kt = 0; kt < PB; kt += TK) {
-#if STAGES == 2
-      __local const float* As_cur = As + (blk & 1) * (BM * TK);
-      __local const float* Bs_cur = Bs + (blk & 1) * (TK * BN);
-      __local float* As_next = As + ((blk + 1) & 1) * (BM * TK);
-      __local float* Bs_next = Bs + ((blk + 1) & 1) * (TK * BN);
-      const int k_next = (blk + 1) * PB;
-      int piece = 0;
-#else
-      __local const float* As_cur = As;
-      __local const float* Bs_cur = Bs;
       AC_LOCAL_BARRIER();
-      stage_a(a, m_base, blk * PB + kt, lid, A_ITEMS, WG_SIZE, As);
-      stage_b(b, n_base, blk * PB + kt, lid, B_ITEMS, WG_SIZE, Bs);
+      touched += stage_a(a, m_base, blk * PB + kt, lid, As);
+      stage_b(b, n_base, blk * PB + kt, lid, Bs);
       AC_LOCAL_BARRIER();
-#endif
       for (int rm = 0; rm < TM; rm += MR) {
         for (int rn = 0; rn < TN; rn += NR) {
 #if PB == TK
@@ -192,8 +175,8 @@ void gemm(__global const uchar* a_data, ulong a_off,
 #pragma unroll
               for (int j = 0; j < NV; ++j) part[i][j] = (vecf)0.0f;
           }
-          __local const float* ap = As_cur + (wm + rm) * TK;
-          __local const float* bp = Bs_cur + wn + rn;
+          __local const float* ap = As + (wm + rm) * TK;
+          __local const float* bp = Bs + wn + rn;
           for (int k = 0; k < TK; ++k) {
             vecf bv[NV];
 #pragma unroll
@@ -224,17 +207,13 @@ void gemm(__global const uchar* a_data, ulong a_off,
               for (int j = 0; j < NV; ++j) VSTORE(part[i][j] + VLOAD(ACC(rm + i, rn + j * VEC)), ACC(rm + i, rn + j * VEC));
 #endif
           }
-#if STAGES == 2
-          if (blk + 1 < NPB) {
-            stage_a(a, m_base, k_next, piece * A_PIECE, min(A_ITEMS, (piece + 1) * A_PIECE), 1, As_next);
-            stage_b(b, n_base, k_next, piece * B_PIECE, min(B_ITEMS, (piece + 1) * B_PIECE), 1, Bs_next);
-          }
-          ++piece;
-#endif
         }
       }
     }
   }
+
+  volatile uint sink = touched;  // keeps stage_a's look-ahead loads
+  (void)sink;
 
   for (int i = 0; i < TM; ++i) {
     const int m = m_base + wm + i;

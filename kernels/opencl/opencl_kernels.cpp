@@ -110,8 +110,7 @@ TileConfig gemm_tiles(const GemmShape& s, const Target& target) {
 
 std::size_t gemm_local_bytes(const TileConfig& t, const Target& target) {
   const GemmDerived d = derive_gemm(t, target);
-  std::size_t floats = (static_cast<std::size_t>(t.m) * t.k + static_cast<std::size_t>(t.k) * t.n) *
-                       static_cast<std::size_t>(std::max(t.stages, 1));
+  std::size_t floats = static_cast<std::size_t>(t.m) * t.k + static_cast<std::size_t>(t.k) * t.n;
   if (d.acc_local) floats += static_cast<std::size_t>(t.m) * t.n;
   return floats * 4;
 }
@@ -126,9 +125,7 @@ std::string gemm_check(const GemmShape& s, const TileConfig& t, const Target& ta
   const int tm = t.m / d.wg_m, tn = t.n / d.wg_n;
   if (tm % d.mr != 0 || tn % d.nr != 0) return "work-item tile does not split into register blocks";
   const int pb = s.fp8 ? 128 : t.k;
-  if (t.stages != 1 && t.stages != 2) return "stages=" + std::to_string(t.stages) + " (must be 1 or 2)";
-  if (t.stages == 2 && (!target.wide_work_items || pb != t.k))
-    return "double-buffered staging (stages=2) needs one work-item per group and a whole promotion block staged";
+  if (t.stages != 1) return "stages=" + std::to_string(t.stages) + ": the kernel stages one slice at a time (1)";
   if (pb != t.k && (tm != d.mr || tn != d.nr))
     return "a work-item with several register blocks needs a whole promotion block staged (tile k=" +
            std::to_string(pb) + ")";
@@ -297,7 +294,7 @@ struct Renderer {
     const GemmDerived g = derive_gemm(t, target);
     d.def("M", m).def("N", n).def("K", k).def("OUT", float_name(out));
     d.def("BM", t.m).def("BN", t.n).def("TK", t.k).def("WG_M", g.wg_m).def("WG_N", g.wg_n);
-    d.def("MR", g.mr).def("NR", g.nr).def("VEC", g.vec).def("ACC_LOCAL", g.acc_local ? 1 : 0).def("STAGES", t.stages);
+    d.def("MR", g.mr).def("NR", g.nr).def("VEC", g.vec).def("ACC_LOCAL", g.acc_local ? 1 : 0);
     file = "gemm.cl";
   }
   void operator()(const AttentionProblem& p) {
