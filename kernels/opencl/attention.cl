@@ -23,6 +23,13 @@
 #define NHB (GROUP / GH)
 #define NRB (R / RB)
 #define NJ (BKV / 16)
+#if DV % (4 * VD) == 0
+#define NDC 4
+#elif DV % (2 * VD) == 0
+#define NDC 2
+#else
+#define NDC 1
+#endif
 
 #if VD == 1
 typedef float vecd;
@@ -46,6 +53,66 @@ inline float hsum16(float16 v) {
   const float4 b = a.lo + a.hi;
   const float2 c = b.lo + b.hi;
   return c.x + c.y;
+}
+
+// Float interleaves of the low and high halves of two vectors, for 16 x 16 transposes.
+#define ZIPF_LO(x, y) ((float16)((x).s0, (y).s0, (x).s1, (y).s1, (x).s2, (y).s2, (x).s3, (y).s3, \
+                                 (x).s4, (y).s4, (x).s5, (y).s5, (x).s6, (y).s6, (x).s7, (y).s7))
+#define ZIPF_HI(x, y) ((float16)((x).s8, (y).s8, (x).s9, (y).s9, (x).sa, (y).sa, (x).sb, (y).sb, \
+                                 (x).sc, (y).sc, (x).sd, (y).sd, (x).se, (y).se, (x).sf, (y).sf))
+#define DK16 (DK / 16 * 16)
+#define DV16 (DV / 16 * 16)
+
+// Element offset of row (b, key, kv head) of K (width DK) or V (width DV).
+#define KV_ROW(b, key, h, width) ((((size_t)(b) * SKV + (key)) * HKV + (h)) * (width))
+
+// Stages keys [kv0, kv0 + BKV) of K transposed into Kt [DK][BKV] (zeros past SKV): 16 keys
+// x 16 dims at a time, loaded as vectors along the dims, transposed in registers (four
+// rounds of interleaves), stored as vectors along the keys; dims past the last 16 one by
+// one.
+inline void stage_k(__global const uchar* kg, int bi, int hk, int kv0, int lid, __local float* Kt) {
+  for (int i = lid; i < (BKV / 16) * (DK16 / 16); i += LOCAL_SIZE) {
+    const int j0 = (i / (DK16 / 16)) * 16, d0 = (i % (DK16 / 16)) * 16;
+    float16 t[16];
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {
+      const int key = kv0 + j0 + j;
+      t[j] = key < SKV ? AC_CAT(AC_LOAD16_, DTYPE)(kg, KV_ROW(bi, key, hk, DK) + d0) : (float16)0.0f;
+    }
+#pragma unroll
+    for (int round = 0; round < 4; ++round) {
+      float16 u[16];
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        u[2 * j] = ZIPF_LO(t[j], t[j + 8]);
+        u[2 * j + 1] = ZIPF_HI(t[j], t[j + 8]);
+      }
+#pragma unroll
+      for (int j = 0; j < 16; ++j) t[j] = u[j];
+    }
+#pragma unroll
+    for (int d = 0; d < 16; ++d) vstore16(t[d], 0, Kt + (d0 + d) * BKV + j0);
+  }
+#if DK != DK16
+  for (int i = lid; i < BKV * (DK - DK16); i += LOCAL_SIZE) {
+    const int j = i / (DK - DK16), d = DK16 + i % (DK - DK16), key = kv0 + j;
+    Kt[d * BKV + j] = key < SKV ? AC_CAT(AC_LOAD_, DTYPE)(kg, KV_ROW(bi, key, hk, DK) + d) : 0.0f;
+  }
+#endif
+}
+
+// Stages keys [kv0, kv0 + BKV) of V into Vs [BKV][DV] (zeros past SKV), 16 dims at a time.
+inline void stage_v(__global const uchar* vg, int bi, int hk, int kv0, int lid, __local float* Vs) {
+  for (int i = lid; i < BKV * (DV16 / 16); i += LOCAL_SIZE) {
+    const int j = i / (DV16 / 16), d = (i % (DV16 / 16)) * 16, key = kv0 + j;
+    vstore16(key < SKV ? AC_CAT(AC_LOAD16_, DTYPE)(vg, KV_ROW(bi, key, hk, DV) + d) : (float16)0.0f, 0, Vs + j * DV + d);
+  }
+#if DV != DV16
+  for (int i = lid; i < BKV * (DV - DV16); i += LOCAL_SIZE) {
+    const int j = i / (DV - DV16), d = DV16 + i % (DV - DV16), key = kv0 + j;
+    Vs[j * DV + d] = key < SKV ? AC_CAT(AC_LOAD_, DTYPE)(vg, KV_ROW(bi, key, hk, DV) + d) : 0.0f;
+  }
+#endif
 }
 
 __kernel __attribute__((reqd_work_group_size(LOCAL_SIZE, 1, 1)))
@@ -94,14 +161,8 @@ void attention(__global const uchar* q_data, ulong q_off, __global const uchar* 
 
   for (int kv0 = 0; kv0 < kv_end; kv0 += BKV) {
     AC_LOCAL_BARRIER();
-    for (int i = lid; i < BKV * DK; i += LOCAL_SIZE) {
-      const int j = i / DK, d = i % DK, kj = kv0 + j;
-      Kt[d * BKV + j] = kj < SKV ? AC_CAT(AC_LOAD_, DTYPE)(kg, (((size_t)bi * SKV + kj) * HKV + hk) * DK + d) : 0.0f;
-    }
-    for (int i = lid; i < BKV * DV; i += LOCAL_SIZE) {
-      const int j = i / DV, d = i % DV, kj = kv0 + j;
-      Vs[i] = kj < SKV ? AC_CAT(AC_LOAD_, DTYPE)(vg, (((size_t)bi * SKV + kj) * HKV + hk) * DV + d) : 0.0f;
-    }
+    stage_k(kg, bi, hk, kv0, lid, Kt);
+    stage_v(vg, bi, hk, kv0, lid, Vs);
     AC_LOCAL_BARRIER();
 
     for (int rb = lid; rb < NRB; rb += LOCAL_SIZE) {
@@ -156,17 +217,28 @@ void attention(__global const uchar* q_data, ulong q_off, __global const uchar* 
         Mrow[r] = m_new;
       }
 
-      for (int dc = 0; dc < DV; dc += VD) {
-        vecd o[RB];
+      // O = O * alpha + P V: RB rows x NDC vectors of O in registers per pass over the keys.
+      for (int dc = 0; dc < DV; dc += VD * NDC) {
+        vecd o[RB][NDC];
 #pragma unroll
-        for (int i = 0; i < RB; ++i) o[i] = VLOADD(Os + (r0 + i) * DV + dc) * alpha[i];
+        for (int i = 0; i < RB; ++i)
+#pragma unroll
+          for (int c = 0; c < NDC; ++c) o[i][c] = VLOADD(Os + (r0 + i) * DV + dc + c * VD) * alpha[i];
         for (int j = 0; j < BKV; ++j) {
-          const vecd v = VLOADD(Vs + j * DV + dc);
+          vecd v[NDC];
 #pragma unroll
-          for (int i = 0; i < RB; ++i) o[i] = fma((vecd)Ps[(r0 + i) * BKV + j], v, o[i]);
+          for (int c = 0; c < NDC; ++c) v[c] = VLOADD(Vs + j * DV + dc + c * VD);
+#pragma unroll
+          for (int i = 0; i < RB; ++i) {
+            const vecd p = (vecd)Ps[(r0 + i) * BKV + j];
+#pragma unroll
+            for (int c = 0; c < NDC; ++c) o[i][c] = fma(p, v[c], o[i][c]);
+          }
         }
 #pragma unroll
-        for (int i = 0; i < RB; ++i) VSTORED(o[i], Os + (r0 + i) * DV + dc);
+        for (int i = 0; i < RB; ++i)
+#pragma unroll
+          for (int c = 0; c < NDC; ++c) VSTORED(o[i][c], Os + (r0 + i) * DV + dc + c * VD);
       }
     }
   }

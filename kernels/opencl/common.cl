@@ -76,6 +76,18 @@ inline float16 ac_e5m2_to_f32x16(uchar16 c) {
   return as_float16(select(mag | sign, (uint16)0x7FFFFFFFu, em > 0x7Cu));
 }
 
+// Sixteen IEEE binary16 values -> float (as ac_f16_to_f32).
+inline float16 ac_f16_to_f32x16(ushort16 h16) {
+  const uint16 h = convert_uint16(h16);
+  const uint16 sign = (h & 0x8000u) << 16;
+  const uint16 em = h & 0x7FFFu;
+  const uint16 nrm = (em << 13) + (112u << 23);
+  const uint16 sub = as_uint16(convert_float16(em) * 0x1p-24f);
+  uint16 mag = select(sub, nrm, em >= 0x0400u);
+  mag = select(mag, (uint16)0x7F800000u, em == 0x7C00u);
+  return as_float16(select(mag | sign, (uint16)0x7FFFFFFFu, em > 0x7C00u));
+}
+
 // ---- encoding --------------------------------------------------------------------------
 
 // Rounds a float magnitude a (finite, non-negative, below the target's overflow threshold)
@@ -153,6 +165,11 @@ inline uint ac_f32_to_f16(float x) {
 #define AC_STORE_f32(p, i, v) (((__global float*)(p))[i] = (v))
 #define AC_STORE_bf16(p, i, v) (((__global ushort*)(p))[i] = (ushort)ac_f32_to_bf16(v))
 #define AC_STORE_f16(p, i, v) (((__global ushort*)(p))[i] = (ushort)ac_f32_to_f16(v))
+
+// AC_LOAD16_<dtype>(p, i): elements i .. i + 15 as a float16.
+#define AC_LOAD16_f32(p, i) vload16(0, (__global const float*)(p) + (i))
+#define AC_LOAD16_bf16(p, i) as_float16(convert_uint16(vload16(0, (__global const ushort*)(p) + (i))) << 16)
+#define AC_LOAD16_f16(p, i) ac_f16_to_f32x16(vload16(0, (__global const ushort*)(p) + (i)))
 
 // Scale entry i of a block-scale array (f32 or ue8m0).
 #define AC_SCALE_f32(p, i) (((__global const float*)(p))[i])
