@@ -80,6 +80,13 @@ GemmDerived derive_gemm(const TileConfig& t, const Target& target) {
   return d;
 }
 
+std::size_t gemm_local_bytes(const TileConfig& t, const Target& target) {
+  const GemmDerived d = derive_gemm(t, target);
+  std::size_t floats = static_cast<std::size_t>(t.m) * t.k + static_cast<std::size_t>(t.k) * t.n;
+  if (d.acc_local) floats += static_cast<std::size_t>(t.m) * t.n;
+  return floats * 4;
+}
+
 TileConfig gemm_tiles(const GemmShape& s, const Target& target) {
   TileConfig t;
   t.stages = 1;
@@ -105,14 +112,21 @@ TileConfig gemm_tiles(const GemmShape& s, const Target& target) {
     t.m = t.n = side;
     t.k = 32;
   }
+  // Within the device's local memory: narrower, then shorter tiles (GPUs: thinner slices
+  // of K first). What still does not fit is for supports() to refuse.
+  while (gemm_local_bytes(t, target) > target.local_mem_bytes) {
+    if (!target.wide_work_items && t.k > 16) {
+      t.k /= 2;
+    } else if (t.n > 16) {
+      t.n = static_cast<int>(round_up(t.n / 2, 16));
+      if (!target.wide_work_items) t.m = t.n;
+    } else if (t.m > 1 && target.wide_work_items) {
+      t.m = t.m > 16 ? static_cast<int>(round_up(t.m / 2, 16)) : t.m / 2;
+    } else {
+      break;
+    }
+  }
   return t;
-}
-
-std::size_t gemm_local_bytes(const TileConfig& t, const Target& target) {
-  const GemmDerived d = derive_gemm(t, target);
-  std::size_t floats = static_cast<std::size_t>(t.m) * t.k + static_cast<std::size_t>(t.k) * t.n;
-  if (d.acc_local) floats += static_cast<std::size_t>(t.m) * t.n;
-  return floats * 4;
 }
 
 std::string gemm_check(const GemmShape& s, const TileConfig& t, const Target& target) {
@@ -153,6 +167,13 @@ AttentionDerived derive_attention(const AttentionProblem& p, const TileConfig& t
   return d;
 }
 
+std::size_t attention_local_bytes(const AttentionProblem& p, const TileConfig& t) {
+  const std::size_t rows = static_cast<std::size_t>(t.m) * static_cast<std::size_t>(t.k);
+  const std::size_t dk = static_cast<std::size_t>(p.head_dim), dv = static_cast<std::size_t>(p.head_dim_v);
+  const std::size_t bkv = static_cast<std::size_t>(t.n);
+  return 4 * (rows * dk + dk * bkv + bkv * dv + rows * dv + rows * bkv + 2 * rows);
+}
+
 TileConfig attention_tiles(const AttentionProblem& p, const Target& target) {
   TileConfig t;
   t.stages = 1;
@@ -167,14 +188,23 @@ TileConfig attention_tiles(const AttentionProblem& p, const Target& target) {
   t.m = static_cast<int>(bq);
   t.n = target.wide_work_items ? static_cast<int>(std::min<std::int64_t>(64, round_up(std::max<std::int64_t>(p.seq_kv, 1), 16)))
                                : 16;
+  // Within the device's local memory: fewer keys per tile, then fewer query positions,
+  // then fewer heads per work-group. What still does not fit (MLA's 576/512 on a 48 KiB
+  // GPU) is for supports() to refuse.
+  while (attention_local_bytes(p, t) > target.local_mem_bytes) {
+    if (t.n > 16) {
+      t.n = static_cast<int>(round_up(t.n / 2, 16));
+    } else if (t.m > 1) {
+      t.m /= 2;
+    } else if (t.k > 1) {
+      int k = t.k - 1;
+      while (group % k != 0) --k;
+      t.k = k;
+    } else {
+      break;
+    }
+  }
   return t;
-}
-
-std::size_t attention_local_bytes(const AttentionProblem& p, const TileConfig& t) {
-  const std::size_t rows = static_cast<std::size_t>(t.m) * static_cast<std::size_t>(t.k);
-  const std::size_t dk = static_cast<std::size_t>(p.head_dim), dv = static_cast<std::size_t>(p.head_dim_v);
-  const std::size_t bkv = static_cast<std::size_t>(t.n);
-  return 4 * (rows * dk + dk * bkv + bkv * dv + rows * dv + rows * bkv + 2 * rows);
 }
 
 std::string attention_check(const AttentionProblem& p, const TileConfig& t, const Target& target) {

@@ -20,6 +20,7 @@
 
 #include "anychip/anychip.hpp"
 #include "backends/backend.hpp"
+#include "kernels/opencl/opencl_kernels.hpp"
 #include "runtime/kernel_cache.hpp"
 
 using namespace anychip;
@@ -471,6 +472,52 @@ TEST(OpenClBackend, TilesThatDoNotFitAreRefusedBySupportsNotAtLaunch) {
   spec.tiles = dev->choose_tiles(spec.problem);
   spec.tiles.k = 48;  // does not divide the 128-wide scale blocks
   EXPECT_FALSE(dev->supports(spec).ok);
+}
+
+// The tile choice and the fit check need no device: targets described by hand.
+kernels::opencl::Target gpu_target(std::size_t local_bytes, std::size_t max_wg) {
+  kernels::opencl::Target t;
+  t.wide_work_items = false;
+  t.max_work_group_size = max_wg;
+  t.max_work_item_sizes[0] = t.max_work_item_sizes[1] = t.max_work_item_sizes[2] = max_wg;
+  t.local_mem_bytes = local_bytes;
+  t.compute_units = 64;
+  return t;
+}
+
+TEST(OpenClKernels, TilesShrinkToTheDevicesLocalMemoryAndWorkGroupSize) {
+  const std::vector<kernels::Problem> problems = {
+      kernels::GemmFp8Problem{4096, 7168, 2048},
+      kernels::GemmProblem{300, 500, 700, DType::bf16, DType::f32},
+      kernels::AttentionProblem{1, 2048, 2048, 32, 8, 128, 128, true, 0.088, DType::bf16},
+      kernels::AttentionProblem{1, 1, 4096, 128, 1, 64, 64, false, 0.125, DType::f16},
+      kernels::QuantizeProblem{64, 7168}};
+  kernels::opencl::Target cpu;  // one work-item per group, like PoCL
+  cpu.local_mem_bytes = 32 * 1024;  // as small as some CPU runtimes report
+  cpu.compute_units = 8;
+  for (const kernels::opencl::Target& target : {cpu, gpu_target(48 * 1024, 1024), gpu_target(32 * 1024, 256),
+                                                gpu_target(32 * 1024, 64)}) {  // 32 KiB: OpenCL 1.2's minimum
+    for (const kernels::Problem& p : problems) {
+      kernels::KernelSpec spec{p, kernels::opencl::choose_tiles(p, target)};
+      SCOPED_TRACE(kernels::describe(spec) + (target.wide_work_items ? " wide" : " narrow") + ", local memory " +
+                   std::to_string(target.local_mem_bytes));
+      EXPECT_EQ(kernels::opencl::check(spec, target), "");
+      EXPECT_LE(kernels::opencl::local_memory_bytes(spec, target), target.local_mem_bytes);
+      const kernels::opencl::Launch l = kernels::opencl::launch(spec, target);
+      EXPECT_LE(l.local[0] * l.local[1] * l.local[2], target.max_work_group_size);
+      EXPECT_NE(kernels::opencl::render(spec, target).find("#define"), std::string::npos);
+    }
+  }
+}
+
+TEST(OpenClKernels, MlaDecodeOnA48KiBGpuIsUnsupportedWithTheReason) {
+  // Dk = 576 and Dv = 512: one 16-key tile of K and V alone is 68 KiB of f32.
+  const kernels::Problem mla = kernels::AttentionProblem{1, 1, 4096, 16, 1, 576, 512, false, 0.0417, DType::bf16};
+  const kernels::opencl::Target gpu = gpu_target(48 * 1024, 1024);
+  const kernels::KernelSpec spec{mla, kernels::opencl::choose_tiles(mla, gpu)};
+  const std::string why = kernels::opencl::check(spec, gpu);
+  EXPECT_NE(why.find("local memory"), std::string::npos) << why;
+  EXPECT_NE(why.find("48 KiB"), std::string::npos) << why;
 }
 
 }  // namespace
