@@ -17,6 +17,9 @@ struct Param {
   std::string reason;     // why the device is unavailable
 };
 
+// How gtest prints a parameter (instead of its bytes).
+void PrintTo(const Param& p, std::ostream* os) { *os << p.device << " " << p.case_name; }
+
 std::vector<Param> params() {
   std::vector<Param> ps;
   for (const DeviceInfo& d : list_devices()) {

@@ -98,6 +98,8 @@ const BadText kBadTexts[] = {
      "t.acir:6:1: unexpected text after the graph's closing '}'"},
 };
 
+void PrintTo(const BadText& b, std::ostream* os) { *os << b.name; }
+
 class TextFormatRejects : public ::testing::TestWithParam<BadText> {};
 
 TEST_P(TextFormatRejects, WithFileLineColumn) {

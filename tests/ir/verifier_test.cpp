@@ -149,6 +149,8 @@ const BadGraph kBadGraphs[] = {
      "input %x: ue8m0 is a scale format, not a tensor element type"},
 };
 
+void PrintTo(const BadGraph& b, std::ostream* os) { *os << b.name; }
+
 class VerifierRejects : public ::testing::TestWithParam<BadGraph> {};
 
 TEST_P(VerifierRejects, WithAMessageNamingOpOperandAndRule) {
