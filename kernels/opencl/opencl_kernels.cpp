@@ -59,6 +59,15 @@ GemmShape gemm_shape(const Problem& p) {
   return {g.m, g.n, g.k, false};
 }
 
+// The FP8 GEMM for few rows (gemm_fp8_dot.cl): one work-item per group, all of K of A
+// staged at once (tile k == K), dot products along K. Chosen for M <= 8, where gemm.cl's
+// transposed staging of B costs more than the arithmetic it feeds.
+constexpr std::int64_t kDotMaxRows = 8;
+
+bool is_dot(const GemmShape& s, const TileConfig& t, const Target& target) {
+  return target.wide_work_items && s.fp8 && s.k > 0 && t.k == s.k && t.m <= 16;
+}
+
 struct GemmDerived {
   int wg_m = 1, wg_n = 1;  // work-items along m and n
   int mr = 1, nr = 1, vec = 1;
@@ -80,7 +89,8 @@ GemmDerived derive_gemm(const TileConfig& t, const Target& target) {
   return d;
 }
 
-std::size_t gemm_local_bytes(const TileConfig& t, const Target& target) {
+std::size_t gemm_local_bytes(const GemmShape& s, const TileConfig& t, const Target& target) {
+  if (is_dot(s, t, target)) return static_cast<std::size_t>(t.m) * static_cast<std::size_t>(s.k) * 4;
   const GemmDerived d = derive_gemm(t, target);
   std::size_t floats = static_cast<std::size_t>(t.m) * t.k + static_cast<std::size_t>(t.k) * t.n;
   if (d.acc_local) floats += static_cast<std::size_t>(t.m) * t.n;
@@ -90,6 +100,17 @@ std::size_t gemm_local_bytes(const TileConfig& t, const Target& target) {
 TileConfig gemm_tiles(const GemmShape& s, const Target& target) {
   TileConfig t;
   t.stages = 1;
+  if (target.wide_work_items && s.fp8 && s.m <= kDotMaxRows && s.k > 0) {
+    int rows = 1;
+    while (rows < s.m) rows *= 2;
+    if (static_cast<std::size_t>(rows) * static_cast<std::size_t>(s.k) * 4 <= target.local_mem_bytes / 2) {
+      t.m = rows;
+      t.k = static_cast<int>(s.k);
+      t.n = 128;
+      while (ceil_div(s.n, t.n) < 4 * target.compute_units && t.n > 16) t.n /= 2;
+      return t;
+    }
+  }
   if (target.wide_work_items) {
     // One core per work-group: 16 x 16 register blocks (16 zmm accumulators) over a tile
     // of up to 256 x 256, 128 columns of K staged at a time (one FP8 scale block). Wide
@@ -114,7 +135,7 @@ TileConfig gemm_tiles(const GemmShape& s, const Target& target) {
   }
   // Within the device's local memory: narrower, then shorter tiles (GPUs: thinner slices
   // of K first). What still does not fit is for supports() to refuse.
-  while (gemm_local_bytes(t, target) > target.local_mem_bytes) {
+  while (gemm_local_bytes(s, t, target) > target.local_mem_bytes) {
     if (!target.wide_work_items && t.k > 16) {
       t.k /= 2;
     } else if (t.n > 16) {
@@ -131,6 +152,12 @@ TileConfig gemm_tiles(const GemmShape& s, const Target& target) {
 
 std::string gemm_check(const GemmShape& s, const TileConfig& t, const Target& target) {
   if (t.m <= 0 || t.n <= 0 || t.k <= 0) return "tiles must be positive";
+  if (is_dot(s, t, target)) {
+    if ((t.m & (t.m - 1)) != 0 || t.m < s.m)
+      return "tile m=" + std::to_string(t.m) + " (rows of A, all of K staged) must be a power of two >= M";
+    if (t.n % (16 / t.m) != 0) return "tile n=" + std::to_string(t.n) + " is not a multiple of " + std::to_string(16 / t.m);
+    return {};
+  }
   if (t.n % 16 != 0) return "tile n=" + std::to_string(t.n) + " is not a multiple of 16";
   if (t.k % 16 != 0) return "tile k=" + std::to_string(t.k) + " is not a multiple of 16";
   if (s.fp8 && 128 % t.k != 0) return "tile k=" + std::to_string(t.k) + " does not divide the 128-wide scale blocks";
@@ -314,15 +341,20 @@ struct Renderer {
   void operator()(const GemmFp8Problem& p) {
     d.def("GEMM_FP8", 1).def("A_FP8", float_name(p.a_dtype)).def("B_FP8", float_name(p.b_dtype))
         .def("SA", float_name(p.a_scale_dtype)).def("SB", float_name(p.b_scale_dtype));
-    gemm_common(p.m, p.n, p.k, p.out_dtype);
+    gemm_common({p.m, p.n, p.k, true}, p.out_dtype);
   }
   void operator()(const GemmProblem& p) {
     d.def("GEMM_FP8", 0).def("IN", float_name(p.in_dtype));
-    gemm_common(p.m, p.n, p.k, p.out_dtype);
+    gemm_common({p.m, p.n, p.k, false}, p.out_dtype);
   }
-  void gemm_common(std::int64_t m, std::int64_t n, std::int64_t k, DType out) {
+  void gemm_common(const GemmShape& s, DType out) {
+    d.def("M", s.m).def("N", s.n).def("K", s.k).def("OUT", float_name(out));
+    if (is_dot(s, t, target)) {
+      d.def("BM", t.m).def("BN", t.n);
+      file = "gemm_fp8_dot.cl";
+      return;
+    }
     const GemmDerived g = derive_gemm(t, target);
-    d.def("M", m).def("N", n).def("K", k).def("OUT", float_name(out));
     d.def("BM", t.m).def("BN", t.n).def("TK", t.k).def("WG_M", g.wg_m).def("WG_N", g.wg_n);
     d.def("MR", g.mr).def("NR", g.nr).def("VEC", g.vec).def("ACC_LOCAL", g.acc_local ? 1 : 0);
     file = "gemm.cl";
@@ -393,7 +425,7 @@ std::size_t local_memory_bytes(const KernelSpec& spec, const Target& target) {
       [&](const auto& p) -> std::size_t {
         using P = std::decay_t<decltype(p)>;
         if constexpr (std::is_same_v<P, GemmFp8Problem> || std::is_same_v<P, GemmProblem>) {
-          return gemm_local_bytes(spec.tiles, target);
+          return gemm_local_bytes(gemm_shape(spec.problem), spec.tiles, target);
         } else if constexpr (std::is_same_v<P, AttentionProblem>) {
           return attention_local_bytes(p, spec.tiles);
         } else if constexpr (std::is_same_v<P, RmsNormProblem> || std::is_same_v<P, QuantizeProblem>) {

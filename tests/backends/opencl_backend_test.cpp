@@ -69,6 +69,7 @@ std::vector<Case> cases() {
   gemm_fp8(37, 130, 384, DType::f32, DType::bf16, DType::f8e4m3);    // ragged M and N
   gemm_fp8(129, 257, 256, DType::ue8m0, DType::bf16, DType::f8e5m2); // E4M3 x E5M2
   gemm_fp8(300, 200, 512, DType::f32, DType::f32, DType::f8e4m3);    // several tiles each way
+  gemm_fp8(5, 300, 384, DType::f32, DType::bf16, DType::f8e5m2);     // few rows: the dot-product kernel
   for (DType d : {DType::f32, DType::bf16})
     c.push_back({"gemm " + std::string(dtype_name(d)), [=](Graph& g) {
                    const ValueId a = g.input("a", plain(d, {19, 70}));
@@ -488,6 +489,7 @@ kernels::opencl::Target gpu_target(std::size_t local_bytes, std::size_t max_wg) 
 TEST(OpenClKernels, TilesShrinkToTheDevicesLocalMemoryAndWorkGroupSize) {
   const std::vector<kernels::Problem> problems = {
       kernels::GemmFp8Problem{4096, 7168, 2048},
+      kernels::GemmFp8Problem{4, 7168, 2048},
       kernels::GemmProblem{300, 500, 700, DType::bf16, DType::f32},
       kernels::AttentionProblem{1, 2048, 2048, 32, 8, 128, 128, true, 0.088, DType::bf16},
       kernels::AttentionProblem{1, 1, 4096, 128, 1, 64, 64, false, 0.125, DType::f16},
