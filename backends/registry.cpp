@@ -1,6 +1,7 @@
 #include "backends/backend.hpp"
 #include "backends/cpu/cpu_backend.hpp"
 #include "backends/cuda/cuda_backend.hpp"
+#include "backends/level_zero/level_zero_backend.hpp"
 #include "backends/opencl/opencl_backend.hpp"
 #include "backends/sim/sim_backend.hpp"
 
@@ -13,6 +14,7 @@ std::span<Backend* const> all_backends() {
     v.push_back(make_cpu_backend());
     v.push_back(make_sim_backend());
     v.push_back(make_opencl_backend());
+    v.push_back(make_level_zero_backend());
     v.push_back(make_cuda_backend());
     return v;
   }();
