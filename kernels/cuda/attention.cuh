@@ -22,22 +22,6 @@
 namespace anychip {
 namespace flash {
 
-template <class D> __device__ __forceinline__ void mma_16816(float* d, const u32* a, const u32* b);
-template <> __device__ __forceinline__ void mma_16816<BF16>(float* d, const u32* a, const u32* b) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-template <> __device__ __forceinline__ void mma_16816<F16>(float* d, const u32* a, const u32* b) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-
 // Two floats as a packed pair of D (lo in the low half), rounded to nearest even.
 template <class D> __device__ __forceinline__ u32 pack2(float lo, float hi) {
   typename D::T pair[2] = {from_float<D>(lo), from_float<D>(hi)};

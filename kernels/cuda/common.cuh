@@ -217,6 +217,26 @@ __device__ __forceinline__ void ldmatrix_x2_trans(u32& r0, u32& r1, const void* 
                : "r"(smem_addr(smem_row)));
 }
 
+// ---- warp-level tensor cores (sm_80+) -----------------------------------------------------
+
+// d += A (16x16, row) * B (16x8, col): bf16 or f16 operands packed two to a register, f32
+// accumulators (fragment layouts of the PTX ISA's mma.m16n8k16).
+template <class D> __device__ __forceinline__ void mma_16816(float* d, const u32* a, const u32* b);
+template <> __device__ __forceinline__ void mma_16816<BF16>(float* d, const u32* a, const u32* b) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+template <> __device__ __forceinline__ void mma_16816<F16>(float* d, const u32* a, const u32* b) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
 // ---- mbarrier and the tensor memory accelerator (sm_90) ------------------------------------
 
 // A CUtensorMap as the kernel receives it: 128 opaque bytes, passed by value as a

@@ -55,8 +55,16 @@ constexpr std::size_t kStaticSharedLimit = 48 * 1024;
 
 // ---- gemm_fp8 -------------------------------------------------------------------------------
 
+// Which FP8 GEMM kernel runs: wgmma on sm_90a for bf16 outputs; the mma.sync kernel
+// elsewhere, EXACT (FP8 -> f16 on the f16 tensor cores, full fp32 sums) for f32 outputs,
+// which would show the FP8 tensor cores' ~14-bit sums (gemm_fp8_mma.cuh).
+bool uses_wgmma(const GemmFp8Problem& p, const Target& target) {
+  return target.wgmma() && p.out_dtype != DType::f32;
+}
+
 struct GemmFp8Design {
   bool wgmma = false;
+  bool exact = false;
   int bm = 0, bn = 0, stages = 0;
   int warps_m = 1, warps_n = 1;  // mma.sync path
   unsigned threads = 0;
@@ -70,9 +78,14 @@ std::size_t mma_smem(int bm, int bn, int stages) {  // mma::gemm_fp8_smem_bytes
   return static_cast<std::size_t>(stages) * (bm + bn) * (128 + 16);
 }
 
-GemmFp8Design derive_gemm_fp8(const TileConfig& t, const Target& target) {
+// mma.sync path: warps of 32 rows; along N as many as keep a warp 32 or 64 columns wide
+// and the CTA at 8 warps at most (a 128 x 128 tile: 4 x 2 warps of 32 x 64).
+int mma_warps_n(int bm, int bn) { return std::max(1, std::min(bn / 32, 8 / std::max(1, bm / 32))); }
+
+GemmFp8Design derive_gemm_fp8(const GemmFp8Problem& p, const TileConfig& t, const Target& target) {
   GemmFp8Design d;
-  d.wgmma = target.wgmma();
+  d.wgmma = uses_wgmma(p, target);
+  d.exact = p.out_dtype == DType::f32;
   d.bm = t.m;
   d.bn = t.n;
   d.stages = t.stages;
@@ -81,47 +94,53 @@ GemmFp8Design derive_gemm_fp8(const TileConfig& t, const Target& target) {
     d.smem = wgmma_smem(t.m, t.n, t.stages);
   } else {
     d.warps_m = std::max(1, t.m / 32);
-    d.warps_n = std::max(1, t.n / 64);
+    d.warps_n = mma_warps_n(t.m, t.n);
     d.threads = 32 * static_cast<unsigned>(d.warps_m * d.warps_n);
     d.smem = mma_smem(t.m, t.n, t.stages);
   }
   return d;
 }
 
-// The tile with the least estimated time: waves of CTAs, each bound by its tensor-core work
-// or by the bytes of A and B tiles it streams (mostly from L2), per SM. Ties go to larger
-// tiles (fewer bytes in total).
+// The tile by estimated time: waves of CTAs, each bound by its tensor-core work or by the
+// bytes of A and B tiles it streams (mostly from L2), per SM.
 TileConfig gemm_fp8_tiles(const GemmFp8Problem& p, const Target& target) {
-  const bool wgmma = target.wgmma();
+  const bool wgmma = uses_wgmma(p, target);
   // Per SM: dense FP8 tensor-core rate and tile bandwidth (H100: 1979 TFLOP/s / 132 SMs;
   // Ada: ~730 / 142), and about 100 GB/s of L2-served tile traffic each.
   const double flops_per_sm = wgmma ? 15e12 : 5e12;
   const double bytes_per_sm = 100e9;
   const std::vector<int> bms = wgmma ? std::vector<int>{64, 128} : std::vector<int>{32, 64, 128};
-  TileConfig best{0, 0, 128, 0};
-  double best_time = 0;
+  struct Candidate { int bm, bn; double time; };
+  std::vector<Candidate> candidates;
   for (int bm : bms) {
     if (bm > 64 && p.m <= bm / 2) continue;  // mostly empty rows
     for (int bn : {16, 32, 64, 128}) {
       if (!wgmma && bn < 32) continue;
+      // An mma.sync CTA of fewer than 4 warps leaves SM sub-partitions idle; only a problem
+      // that one such tile covers takes one.
+      if (!wgmma && (bm / 32) * mma_warps_n(bm, bn) < 4 && !(p.m <= bm && p.n <= bn)) continue;
       const double blocks = static_cast<double>(ceil_div(p.m, bm) * ceil_div(p.n, bn));
       const double waves = std::ceil(blocks / target.multiprocessors);
       const double k = static_cast<double>(p.k);
       const double per_block = std::max(2.0 * bm * bn * k / flops_per_sm, (bm + bn) * k / bytes_per_sm);
-      const double time = waves * per_block;
-      const bool better = best.m == 0 || time < best_time * 0.999 ||
-                          (time <= best_time * 1.001 && bm * bn > best.m * best.n);
-      if (better) {
-        best.m = bm;
-        best.n = bn;
-        best_time = time;
-      }
+      candidates.push_back({bm, bn, waves * per_block});
     }
   }
-  // As many stages as fit (up to 8), never more than there are K blocks.
+  // The largest tile within 10% of the fastest estimate: the model is rough, and larger
+  // tiles move fewer bytes per FLOP than it credits them for.
+  double fastest = candidates.front().time;
+  for (const Candidate& c : candidates) fastest = std::min(fastest, c.time);
+  TileConfig best{0, 0, 128, 0};
+  for (const Candidate& c : candidates)
+    if (c.time <= fastest * 1.1 && c.bm * c.bn > best.m * best.n) {
+      best.m = c.bm;
+      best.n = c.bn;
+    }
+  // As many stages as fit (up to 8 TMA stages; 4 cp.async stages, which leaves room for a
+  // second CTA per SM), never more than there are K blocks.
   const std::int64_t kblocks = std::max<std::int64_t>(1, p.k / 128);
   int stages = 1;
-  for (int s = 8; s >= 1; --s) {
+  for (int s = wgmma ? 8 : 4; s >= 1; --s) {
     const std::size_t need = wgmma ? wgmma_smem(best.m, best.n, s) : mma_smem(best.m, best.n, s);
     if (need <= target.shared_memory_per_block) {
       stages = s;
@@ -142,14 +161,14 @@ std::string gemm_fp8_check(const GemmFp8Problem& p, const TileConfig& t, const T
   if (p.k % 128 != 0) return "K=" + std::to_string(p.k) + " is not a multiple of 128";
   if (p.m >= (std::int64_t{1} << 31) || p.n >= (std::int64_t{1} << 31) || p.k >= (std::int64_t{1} << 31))
     return "M, N and K must each be below 2^31";
-  const bool wgmma = target.wgmma();
+  const bool wgmma = uses_wgmma(p, target);
   if (t.k != 128) return "tile k must be 128 (one scale block per stage)";
   if (wgmma && t.m != 64 && t.m != 128) return "tile m must be 64 or 128 for wgmma";
   if (!wgmma && t.m != 32 && t.m != 64 && t.m != 128) return "tile m must be 32, 64 or 128";
   if (t.n != 16 && t.n != 32 && t.n != 64 && t.n != 128) return "tile n must be 16, 32, 64 or 128";
   if (!wgmma && t.n < 32) return "tile n must be at least 32 on the mma.sync path";
   if (t.stages < (wgmma ? 1 : 2) || t.stages > 8) return "stages must be 1..8 (2..8 with mma.sync)";
-  const GemmFp8Design d = derive_gemm_fp8(t, target);
+  const GemmFp8Design d = derive_gemm_fp8(p, t, target);
   if (d.smem > target.shared_memory_per_block)
     return "tiles need " + kib(d.smem) + " of shared memory; a block may have " + kib(target.shared_memory_per_block);
   if (ceil_div(p.m, t.m) * ceil_div(p.n, t.n) > kMaxGridX) return "too many output tiles";
@@ -386,7 +405,7 @@ Rendered render_op(const KernelSpec& spec, const Target& target) {
         using P = std::decay_t<decltype(p)>;
         Rendered r;
         if constexpr (std::is_same_v<P, GemmFp8Problem>) {
-          const GemmFp8Design d = derive_gemm_fp8(t, target);
+          const GemmFp8Design d = derive_gemm_fp8(p, t, target);
           const std::string types = args({tag(p.a_dtype), tag(p.b_dtype), tag(p.a_scale_dtype), tag(p.b_scale_dtype),
                                           tag(p.out_dtype)});
           if (d.wgmma) {
@@ -406,7 +425,8 @@ Rendered render_op(const KernelSpec& spec, const Target& target) {
                         "const anychip::u8* __restrict__ b, const void* __restrict__ sb, void* __restrict__ d) {\n"
                         "  anychip::mma::gemm_fp8<" +
                         args({i64(p.m), i64(p.n), i64(p.k), std::to_string(d.bm), std::to_string(d.bn),
-                              std::to_string(d.warps_m), std::to_string(d.warps_n), std::to_string(d.stages), types}) +
+                              std::to_string(d.warps_m), std::to_string(d.warps_n), std::to_string(d.stages),
+                              d.exact ? "true" : "false", types}) +
                         ">(a, sa, b, sb, d);\n}\n";
           }
         } else if constexpr (std::is_same_v<P, GemmProblem>) {
@@ -617,7 +637,7 @@ LaunchPlan launch_plan(const KernelSpec& spec, const Target& target) {
         using P = std::decay_t<decltype(p)>;
         Step s;
         if constexpr (std::is_same_v<P, GemmFp8Problem>) {
-          const GemmFp8Design d = derive_gemm_fp8(t, target);
+          const GemmFp8Design d = derive_gemm_fp8(p, t, target);
           s.kernel = "anychip_gemm_fp8";
           s.grid = dims(ceil_div(p.m, d.bm) * ceil_div(p.n, d.bn));  // 1-D: grouped_tile() places it
           s.block = dims(d.threads);

@@ -1,6 +1,12 @@
 // Block-scaled FP8 GEMM on warp-level tensor cores (sm_89 and newer without wgmma):
 // mma.sync.aligned.m16n8k32.row.col.f32.<a>.<b>.f32, D[m,n] = sum_b sA[m,b] sB[n/128,b] (A_b B_b^T).
 //
+// EXACT (f32 outputs): the FP8 values are converted to f16 (exactly: every e4m3 and e5m2
+// value is an f16) on their way from shared memory to the registers, and multiplied with
+// mma.sync m16n8k16 f16 into f32 accumulators. The FP8 tensor cores of Ada and Hopper keep
+// only about 14 bits while summing (DeepSeek-V3, section 3.3), which a bf16 output rounds
+// away but an f32 output would show; the f16 path costs half the FP8 rate.
+//
 // One CTA computes a BM x BN tile of D with WARPS_M x WARPS_N warps; K moves through
 // shared memory one 128-wide scale block at a time, STAGES blocks in flight (cp.async,
 // 16 bytes per copy, zero-filled past M and N). Rows are padded by 16 bytes so that the
@@ -47,8 +53,15 @@ __device__ __forceinline__ void load_block(u8* tile, const u8* __restrict__ g, i
   }
 }
 
-template <i64 M, i64 N, i64 K, int BM, int BN, int WARPS_M, int WARPS_N, int STAGES, class AF, class BF, class SA,
-          class SB, class Out>
+// Two FP8 values (the low byte first) as a packed f16 pair, exactly.
+template <class F> __device__ __forceinline__ u32 fp8x2_to_f16x2(u16 pair) {
+  const __half2_raw h =
+      __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(pair), IsE4M3<F>::value ? __NV_E4M3 : __NV_E5M2);
+  return static_cast<u32>(h.x) | (static_cast<u32>(h.y) << 16);
+}
+
+template <i64 M, i64 N, i64 K, int BM, int BN, int WARPS_M, int WARPS_N, int STAGES, bool EXACT, class AF, class BF,
+          class SA, class SB, class Out>
 __device__ __forceinline__ void gemm_fp8(const u8* __restrict__ a, const void* __restrict__ sa,
                                          const u8* __restrict__ b, const void* __restrict__ sb,
                                          void* __restrict__ d) {
@@ -126,27 +139,53 @@ __device__ __forceinline__ void gemm_fp8(const u8* __restrict__ a, const void* _
       for (int j = 0; j < NT; ++j)
 #pragma unroll
         for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
+    if constexpr (EXACT) {
 #pragma unroll
-    for (int ks = 0; ks < 4; ++ks) {
-      u32 fa[MT][4], fb[NT][2];
+      for (int ks = 0; ks < 8; ++ks) {  // k16 steps: two FP8 bytes per register half
+        u32 fa[MT][4], fb[NT][2];
+        auto pair = [](const u8* p) { return *reinterpret_cast<const u16*>(p); };
 #pragma unroll
-      for (int i = 0; i < MT; ++i) {
-        const u8* p = ta + (i * 16 + g) * kRowBytes + ks * 32 + 4 * t;
-        fa[i][0] = *reinterpret_cast<const u32*>(p);
-        fa[i][1] = *reinterpret_cast<const u32*>(p + 8 * kRowBytes);
-        fa[i][2] = *reinterpret_cast<const u32*>(p + 16);
-        fa[i][3] = *reinterpret_cast<const u32*>(p + 8 * kRowBytes + 16);
+        for (int i = 0; i < MT; ++i) {
+          const u8* p = ta + (i * 16 + g) * kRowBytes + ks * 16 + 2 * t;
+          fa[i][0] = fp8x2_to_f16x2<AF>(pair(p));
+          fa[i][1] = fp8x2_to_f16x2<AF>(pair(p + 8 * kRowBytes));
+          fa[i][2] = fp8x2_to_f16x2<AF>(pair(p + 8));
+          fa[i][3] = fp8x2_to_f16x2<AF>(pair(p + 8 * kRowBytes + 8));
+        }
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+          const u8* p = tb + (j * 8 + g) * kRowBytes + ks * 16 + 2 * t;
+          fb[j][0] = fp8x2_to_f16x2<BF>(pair(p));
+          fb[j][1] = fp8x2_to_f16x2<BF>(pair(p + 8));
+        }
+#pragma unroll
+        for (int i = 0; i < MT; ++i)
+#pragma unroll
+          for (int j = 0; j < NT; ++j) mma_16816<F16>(acc[i][j], fa[i], fb[j]);
       }
+    } else {
 #pragma unroll
-      for (int j = 0; j < NT; ++j) {
-        const u8* p = tb + (j * 8 + g) * kRowBytes + ks * 32 + 4 * t;
-        fb[j][0] = *reinterpret_cast<const u32*>(p);
-        fb[j][1] = *reinterpret_cast<const u32*>(p + 16);
+      for (int ks = 0; ks < 4; ++ks) {  // k32 steps: four FP8 bytes per register
+        u32 fa[MT][4], fb[NT][2];
+#pragma unroll
+        for (int i = 0; i < MT; ++i) {
+          const u8* p = ta + (i * 16 + g) * kRowBytes + ks * 32 + 4 * t;
+          fa[i][0] = *reinterpret_cast<const u32*>(p);
+          fa[i][1] = *reinterpret_cast<const u32*>(p + 8 * kRowBytes);
+          fa[i][2] = *reinterpret_cast<const u32*>(p + 16);
+          fa[i][3] = *reinterpret_cast<const u32*>(p + 8 * kRowBytes + 16);
+        }
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+          const u8* p = tb + (j * 8 + g) * kRowBytes + ks * 32 + 4 * t;
+          fb[j][0] = *reinterpret_cast<const u32*>(p);
+          fb[j][1] = *reinterpret_cast<const u32*>(p + 16);
+        }
+#pragma unroll
+        for (int i = 0; i < MT; ++i)
+#pragma unroll
+          for (int j = 0; j < NT; ++j) mma_fp8<AF, BF>(acc[i][j], fa[i], fb[j]);
       }
-#pragma unroll
-      for (int i = 0; i < MT; ++i)
-#pragma unroll
-        for (int j = 0; j < NT; ++j) mma_fp8<AF, BF>(acc[i][j], fa[i], fb[j]);
     }
 #pragma unroll
     for (int i = 0; i < MT; ++i)

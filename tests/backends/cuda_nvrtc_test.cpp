@@ -170,15 +170,28 @@ TEST(CudaNvrtc, Sm90aFp8GemmTakesE5m2WeightsToo) {
   PUBLIC_OPEN_OR_SKIP(dev, "cuda:sm_90a");
   ir::Graph g("e5m2");
   g.output(g.gemm_fp8(g.input("a", scaled(33, 256, kActivationBlock, DType::ue8m0)),
-                      g.input("b", scaled(65, 256, kWeightBlock, DType::ue8m0, DType::f8e5m2)), DType::f32));
+                      g.input("b", scaled(65, 256, kWeightBlock, DType::ue8m0, DType::f8e5m2)), DType::bf16));
   EXPECT_NE(emit(g, *dev, "ptx").find(".f32.e4m3.e5m2"), std::string::npos);
 }
 
 TEST(CudaNvrtc, Sm89Fp8GemmIsMmaSyncOnE4m3) {
   PUBLIC_OPEN_OR_SKIP(dev, "cuda:sm_89");
-  const std::string ptx = emit(gemm_fp8_graph(129, 257, 256, DType::f32, DType::f32), *dev, "ptx");
+  const std::string ptx = emit(gemm_fp8_graph(129, 257, 256, DType::f32, DType::bf16), *dev, "ptx");
   EXPECT_NE(ptx.find("mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32"), std::string::npos);
   EXPECT_EQ(ptx.find("wgmma"), std::string::npos);
+}
+
+// The FP8 tensor cores sum with ~14 bits: an f32 output takes FP8 -> f16 (exact) on the f16
+// tensor cores, with true fp32 sums, on every architecture.
+TEST(CudaNvrtc, Fp8GemmWithF32OutputMultipliesExactlyInF16) {
+  for (const char* id : {"cuda:sm_90a", "cuda:sm_89"}) {
+    PUBLIC_OPEN_OR_SKIP(dev, id);
+    const std::string ptx = emit(gemm_fp8_graph(128, 256, 512, DType::ue8m0, DType::f32), *dev, "ptx");
+    EXPECT_NE(ptx.find("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"), std::string::npos) << id;
+    EXPECT_NE(ptx.find("cvt.rn.f16x2.e4m3x2"), std::string::npos) << id;
+    EXPECT_EQ(ptx.find("wgmma"), std::string::npos) << id;
+    EXPECT_EQ(ptx.find(".e4m3.e4m3.f32"), std::string::npos) << id;
+  }
 }
 
 TEST(CudaNvrtc, AttentionIsTensorCoreMmaOnBf16AndF16) {
@@ -204,7 +217,7 @@ TEST(CudaNvrtc, DecodeAgainstALongKvSplitsTheKeysAndCombines) {
 
 TEST(CudaNvrtc, EmitsSourcePtxAndCubinAndRefusesOtherFormats) {
   PUBLIC_OPEN_OR_SKIP(dev, "cuda:sm_90a");
-  const ir::Graph g = gemm_fp8_graph(128, 256, 512, DType::f32, DType::f32);
+  const ir::Graph g = gemm_fp8_graph(128, 256, 512, DType::f32, DType::bf16);
   EXPECT_NE(emit(g, *dev, "source").find("anychip::sm90::gemm_fp8<"), std::string::npos);
   EXPECT_NE(emit(g, *dev, "ptx").find(".visible .entry anychip_gemm_fp8"), std::string::npos);
   EXPECT_EQ(emit(g, *dev, "cubin").rfind("\x7f" "ELF", 0), 0u);

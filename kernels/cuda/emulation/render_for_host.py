@@ -46,6 +46,8 @@ common = replace_body(common, "void cp_async_16(", "emu::cp_async_16(smem, gmem,
 common = replace_body(common, "void cp_async_commit(", "")
 common = replace_body(common, "void cp_async_wait(", "")
 common = replace_body(common, "void ldmatrix_x2_trans(", "emu::ldmatrix_x2_trans(r0, r1, smem_row);")
+common = replace_body(common, "void mma_16816<BF16>(", "emu::mma_16816(d, a, b, true);")
+common = replace_body(common, "void mma_16816<F16>(", "emu::mma_16816(d, a, b, false);")
 
 # common.cuh's mbarrier and TMA wrappers are sm_90-only (#if __CUDA_ARCH__ >= 900): emulated here.
 hopper = """
@@ -75,8 +77,6 @@ sm90 = re.sub(r'asm volatile\("setmaxnreg[^)]*\);', "", sm90)
 mma = replace_body(read("gemm_fp8_mma.cuh"), "void mma_fp8(",
                    "emu::mma_fp8(d, a, b, IsE4M3<AF>::value, IsE4M3<BF>::value);")
 attention = read("attention.cuh")
-attention = replace_body(attention, "void mma_16816<BF16>(", "emu::mma_16816(d, a, b, true);")
-attention = replace_body(attention, "void mma_16816<F16>(", "emu::mma_16816(d, a, b, false);")
 
 text = "\n".join([common, hopper, sm90, mma, read("gemm.cuh"), attention, read("quantize.cuh"),
                   read("elementwise.cuh")])
