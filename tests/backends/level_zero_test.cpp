@@ -28,6 +28,15 @@
 #include "backends/level_zero/spirv_modules.hpp"
 #include "kernels/level_zero/level_zero_kernels.hpp"
 #include "kernels/lowering.hpp"
+#include "kernels/reference/reference.hpp"
+#include "kernels/reference/tolerance.hpp"
+
+// The OpenCL loader of the OpenCL backend, to run the variants' source on an OpenCL device.
+#if __has_include(<CL/cl.h>) && !defined(ANYCHIP_HAVE_OPENCL_HEADERS)
+#define ANYCHIP_HAVE_OPENCL_HEADERS 1
+#define CL_TARGET_OPENCL_VERSION 120
+#include "backends/opencl/opencl_api.hpp"
+#endif
 
 using namespace anychip;
 namespace klz = anychip::kernels::level_zero;
@@ -359,6 +368,157 @@ TEST(LevelZeroKernels, ConformanceCasesMapOntoVariants) {
     EXPECT_GT(supported, 40u);
   }
 }
+
+// ---- the variants' source, run on OpenCL ---------------------------------------------------
+
+#if ANYCHIP_HAVE_OPENCL_HEADERS
+
+namespace ocl = anychip::backends::opencl;
+
+// The first OpenCL device, with a context and a queue; skips without one.
+struct OpenClRig {
+  const ocl::Api* cl = nullptr;
+  cl_device_id device = nullptr;
+  cl_context context = nullptr;
+  cl_command_queue queue = nullptr;
+  std::string skip;  // why there is no rig
+  OpenClRig() {
+    cl = ocl::api(&skip);
+    if (!cl) return;
+    cl_platform_id platform = nullptr;
+    cl_uint n = 0;
+    if (cl->clGetPlatformIDs(1, &platform, &n) != CL_SUCCESS || n == 0 ||
+        cl->clGetDeviceIDs(platform, CL_DEVICE_TYPE_ALL, 1, &device, &n) != CL_SUCCESS || n == 0) {
+      skip = "no OpenCL device";
+      cl = nullptr;
+      return;
+    }
+    cl_int err = CL_SUCCESS;
+    context = cl->clCreateContext(nullptr, 1, &device, nullptr, nullptr, &err);
+    if (err == CL_SUCCESS) queue = cl->clCreateCommandQueue(context, device, 0, &err);
+    if (err != CL_SUCCESS) {
+      skip = "cannot open the OpenCL device: " + ocl::error_name(err);
+      cl = nullptr;
+    }
+  }
+  ~OpenClRig() {
+    if (queue) cl->clReleaseCommandQueue(queue);
+    if (context) cl->clReleaseContext(context);
+  }
+};
+
+// Runs the kernel of `node` (spec) from klz::render()'s source, what its SPIR-V was
+// compiled from, with the arguments klz::launch() gives the Level Zero backend, on fresh
+// random inputs; returns rel_err against the float64 reference, or throws with what failed.
+double run_on_opencl(OpenClRig& rig, const ir::Graph& graph, const ir::Node& node, const kernels::KernelSpec& spec,
+                     const klz::Target& target) {
+  const ocl::Api& cl = *rig.cl;
+  const std::string source = klz::render(spec, target);
+  const char* text = source.c_str();
+  const std::size_t length = source.size();
+  cl_int err = CL_SUCCESS;
+  cl_program program = cl.clCreateProgramWithSource(rig.context, 1, &text, &length, &err);
+  err = cl.clBuildProgram(program, 1, &rig.device, "-cl-std=CL1.2 -cl-fp32-correctly-rounded-divide-sqrt", nullptr, nullptr);
+  if (err != CL_SUCCESS) {
+    std::size_t n = 0;
+    cl.clGetProgramBuildInfo(program, rig.device, CL_PROGRAM_BUILD_LOG, 0, nullptr, &n);
+    std::string log(n, '\0');
+    cl.clGetProgramBuildInfo(program, rig.device, CL_PROGRAM_BUILD_LOG, n, log.data(), nullptr);
+    cl.clReleaseProgram(program);
+    throw std::runtime_error("build failed: " + ocl::error_name(err) + "\n" + log);
+  }
+  const klz::Launch l = klz::launch(spec, target);
+  cl_kernel kernel = cl.clCreateKernel(program, l.kernel.c_str(), &err);
+  if (err != CL_SUCCESS) throw std::runtime_error("no kernel " + l.kernel + ": " + ocl::error_name(err));
+
+  // Inputs in the op's operand order (a graph's inputs are in the order they were made).
+  std::vector<HostTensor> inputs;
+  for (std::size_t i = 0; i < node.inputs.size(); ++i)
+    inputs.push_back(HostTensor::random(graph.value(node.inputs[i]).type, 1234 + i));
+  HostTensor out = HostTensor::poisoned(graph.value(node.output).type);
+  std::vector<cl_mem> mems;
+  cl_uint index = 0;
+  auto arg = [&](std::size_t size, const void* value) {
+    if ((err = cl.clSetKernelArg(kernel, index, size, value)) != CL_SUCCESS)
+      throw std::runtime_error("argument " + std::to_string(index) + ": " + ocl::error_name(err));
+    ++index;
+  };
+  auto buffer = [&](std::vector<std::byte>& bytes) {
+    cl_mem m = cl.clCreateBuffer(rig.context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR,
+                                 std::max<std::size_t>(bytes.size(), 1), bytes.data(), &err);
+    if (err != CL_SUCCESS) throw std::runtime_error("clCreateBuffer: " + ocl::error_name(err));
+    mems.push_back(m);
+    const cl_ulong offset = 0;
+    arg(sizeof m, &m);
+    arg(sizeof offset, &offset);
+  };
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    buffer(inputs[i].data);
+    if (l.scaled_inputs.at(i)) buffer(inputs[i].scales);
+  }
+  buffer(out.data);
+  const std::size_t out_data = mems.size() - 1;
+  if (l.scaled_output) buffer(out.scales);
+  for (const klz::ShapeArg& a : l.shape_args) {
+    const std::int32_t i32 = static_cast<std::int32_t>(a.i);
+    const std::uint64_t u64 = static_cast<std::uint64_t>(a.i);
+    arg(a.size(), a.type == klz::ShapeArg::Type::i32   ? static_cast<const void*>(&i32)
+                  : a.type == klz::ShapeArg::Type::u64 ? static_cast<const void*>(&u64)
+                                                       : static_cast<const void*>(&a.f));
+  }
+  std::size_t global[3], local[3];
+  for (int d = 0; d < 3; ++d) local[d] = l.group_size[d], global[d] = std::size_t{l.group_count[d]} * l.group_size[d];
+  err = cl.clEnqueueNDRangeKernel(rig.queue, kernel, 3, nullptr, global, local, 0, nullptr, nullptr);
+  if (err != CL_SUCCESS) throw std::runtime_error("launch: " + ocl::error_name(err));
+  cl.clEnqueueReadBuffer(rig.queue, mems[out_data], CL_TRUE, 0, out.data.size(), out.data.data(), 0, nullptr, nullptr);
+  if (l.scaled_output)
+    cl.clEnqueueReadBuffer(rig.queue, mems[out_data + 1], CL_TRUE, 0, out.scales.size(), out.scales.data(), 0, nullptr,
+                           nullptr);
+  cl.clFinish(rig.queue);
+  for (cl_mem m : mems) cl.clReleaseMemObject(m);
+  cl.clReleaseKernel(kernel);
+  cl.clReleaseProgram(program);
+
+  std::vector<kernels::ConstOperand> in;
+  for (const HostTensor& h : inputs) in.push_back({h.data.data(), h.scales.empty() ? nullptr : h.scales.data()});
+  std::vector<double> ref(static_cast<std::size_t>(out.type.numel()));
+  kernels::reference::run(spec.problem, in, ref.data());
+  return rel_err(out.values(), ref);
+}
+
+// Every conformance kernel a variant runs, from the source its SPIR-V was compiled from,
+// with the Level Zero backend's arguments (shapes included) and launch geometry, on the
+// first OpenCL device (PoCL's CPU device where this was written), against the reference:
+// the shape-argument kernels compute what they should. It does not run the SPIR-V itself
+// (PoCL 3.1 takes none), nor on a GPU.
+TEST(LevelZeroKernels, VariantSourcesRunOnOpenClWithTheBackendsArguments) {
+  bool shape_args = false;
+  for (const EmbeddedFile& f : kernels::opencl::embedded_sources())
+    if (f.name == "common.cl" && f.text.find("AC_SHAPE_ARGS") != std::string_view::npos) shape_args = true;
+  if (!shape_args) GTEST_SKIP() << "kernels/opencl/*.cl take no shape arguments (AC_SHAPE_ARGS) in this tree";
+  OpenClRig rig;
+  if (!rig.cl) GTEST_SKIP() << rig.skip;
+  const klz::Target target = gpu(128 * 1024);
+  std::size_t ran = 0;
+  for (const conformance::Case& c : conformance::cases())
+    for (const ir::Node& node : c.graph.nodes()) {
+      const std::optional<kernels::Problem> problem = kernels::lower(c.graph, node);
+      if (!problem) continue;
+      const kernels::KernelSpec spec{*problem, klz::choose_tiles(*problem, target)};
+      if (!klz::check(spec, target).empty()) continue;
+      try {
+        const double err = run_on_opencl(rig, c.graph, node, spec, target);
+        EXPECT_LE(err, kernels::reference::tolerance(*problem)) << c.name << " (" << kernels::describe(spec) << ")";
+        ++ran;
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << c.name << ": " << e.what();
+      }
+    }
+  EXPECT_GT(ran, 40u);
+  std::printf("%zu conformance kernels ran from the SPIR-V variants' source\n", ran);
+}
+
+#endif  // ANYCHIP_HAVE_OPENCL_HEADERS
 
 // ---- the loader path ----------------------------------------------------------------------
 
