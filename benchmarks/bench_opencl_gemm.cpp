@@ -35,9 +35,10 @@ struct GemmShape {
 };
 
 // The anychip bench shape of the issue, then DeepSeek-V3-like projections (N x K =
-// 2112x7168, 7168x2048) at prefill chunks of 128 and 512 tokens, and a decode batch of 16.
+// 2112x7168, 7168x2048) at prefill chunks of 128 and 512 tokens, and decode batches of 16
+// and 1.
 const std::vector<GemmShape> kDefaultShapes = {
-    {512, 768, 1024}, {128, 2112, 7168}, {512, 2112, 7168}, {512, 7168, 2048}, {16, 2112, 7168},
+    {512, 768, 1024}, {128, 2112, 7168}, {512, 2112, 7168}, {512, 7168, 2048}, {16, 2112, 7168}, {1, 2112, 7168},
 };
 
 struct Options {
