@@ -56,7 +56,7 @@ constexpr std::size_t kStaticSharedLimit = 48 * 1024;
 // ---- gemm_fp8 -------------------------------------------------------------------------------
 
 // Which FP8 GEMM kernel runs: wgmma on sm_90a for bf16 outputs; the mma.sync kernel
-// elsewhere, EXACT (FP8 -> f16 on the f16 tensor cores, full fp32 sums) for f32 outputs,
+// elsewhere, EXACT (FP8 -> f16 on the f16 tensor cores, fp32-precision sums) for f32 outputs,
 // which would show the FP8 tensor cores' ~14-bit sums (gemm_fp8_mma.cuh).
 bool uses_wgmma(const GemmFp8Problem& p, const Target& target) {
   return target.wgmma() && p.out_dtype != DType::f32;

@@ -182,7 +182,7 @@ TEST(CudaNvrtc, Sm89Fp8GemmIsMmaSyncOnE4m3) {
 }
 
 // The FP8 tensor cores sum with ~14 bits: an f32 output takes FP8 -> f16 (exact) on the f16
-// tensor cores, with true fp32 sums, on every architecture.
+// tensor cores, with fp32-precision sums, on every architecture.
 TEST(CudaNvrtc, Fp8GemmWithF32OutputMultipliesExactlyInF16) {
   for (const char* id : {"cuda:sm_90a", "cuda:sm_89"}) {
     PUBLIC_OPEN_OR_SKIP(dev, id);
