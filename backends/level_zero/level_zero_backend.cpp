@@ -12,22 +12,10 @@
 #include "backends/level_zero/level_zero_device.hpp"
 #include "backends/level_zero/spirv_modules.hpp"
 
-namespace anychip::backends {
-namespace {
-
-DeviceInfo unavailable(std::string reason) {
-  DeviceInfo info;
-  info.id = "level_zero";
-  info.backend = "level_zero";
-  info.name = "Level Zero";
-  info.available = false;
-  info.unavailable_reason = std::move(reason);
-  return info;
-}
-
 #if ANYCHIP_HAVE_LEVEL_ZERO_HEADERS
 
-namespace lz = backends::level_zero;
+namespace anychip::backends::level_zero {
+namespace {
 
 // The SPIR-V version of the embedded modules (cmake/spirv.cmake: --spirv-max-version=1.2).
 constexpr std::uint32_t kSpirvVersion = ZE_MAKE_VERSION(1, 2);
@@ -47,9 +35,9 @@ const char* type_name(ze_device_type_t t) {
   }
 }
 
-lz::DeviceEntry describe_device(const lz::Api& ze, ze_driver_handle_t driver, std::uint32_t driver_version,
-                                std::uint32_t api_version, ze_device_handle_t device, int index) {
-  lz::DeviceEntry e;
+DeviceEntry describe_device(const Api& ze, ze_driver_handle_t driver, std::uint32_t driver_version,
+                            std::uint32_t api_version, ze_device_handle_t device, int index) {
+  DeviceEntry e;
   e.driver = driver;
   e.device = device;
   e.driver_version = driver_version;
@@ -60,12 +48,14 @@ lz::DeviceEntry describe_device(const lz::Api& ze, ze_driver_handle_t driver, st
   info.dtypes = {DType::f32, DType::bf16, DType::f16, DType::f8e4m3, DType::f8e5m2};
   info.scale_dtypes = {DType::f32, DType::ue8m0};
 
-  // The 1.0 structure type: timerResolution in nanoseconds per tick.
+  // From API 1.2 on, timerResolution can be had in ticks per second (exact), rather than
+  // in whole nanoseconds per tick (83 for an 83.3 ns tick).
+  const bool ticks_per_second = api_version >= ZE_API_VERSION_1_2;
   ze_device_properties_t props{};
-  props.stype = ZE_STRUCTURE_TYPE_DEVICE_PROPERTIES;
+  props.stype = ticks_per_second ? ZE_STRUCTURE_TYPE_DEVICE_PROPERTIES_1_2 : ZE_STRUCTURE_TYPE_DEVICE_PROPERTIES;
   if (const ze_result_t r = ze.zeDeviceGetProperties(device, &props); r != ZE_RESULT_SUCCESS) {
     info.name = "Level Zero device";
-    info.unavailable_reason = "zeDeviceGetProperties: " + lz::result_name(r);
+    info.unavailable_reason = "zeDeviceGetProperties: " + result_name(r);
     return e;
   }
   ze_device_compute_properties_t compute{};
@@ -102,7 +92,9 @@ lz::DeviceEntry describe_device(const lz::Api& ze, ze_driver_handle_t driver, st
   info.arch = std::string(type_name(props.type)) + " " + ids + ", Level Zero " + version_text(api_version) +
               ", driver " + std::to_string(driver_version) + ", SPIR-V " + version_text(module.spirvVersionSupported);
   info.compute_units = static_cast<int>(props.numSlices * props.numSubslicesPerSlice * props.numEUsPerSubslice);
-  e.ns_per_tick = props.timerResolution > 0 ? static_cast<double>(props.timerResolution) : 1.0;
+  if (props.timerResolution > 0)
+    e.ns_per_tick = ticks_per_second ? 1e9 / static_cast<double>(props.timerResolution)
+                                     : static_cast<double>(props.timerResolution);
   e.timestamp_mask = props.kernelTimestampValidBits == 0 || props.kernelTimestampValidBits >= 64
                          ? ~std::uint64_t{0}
                          : (std::uint64_t{1} << props.kernelTimestampValidBits) - 1;
@@ -118,9 +110,9 @@ lz::DeviceEntry describe_device(const lz::Api& ze, ze_driver_handle_t driver, st
   t.correctly_rounded_divide = (module.fp32flags & ZE_DEVICE_FP_FLAG_ROUNDED_DIVIDE_SQRT) != 0;
 
   if (compute_result != ZE_RESULT_SUCCESS) {
-    info.unavailable_reason = "zeDeviceGetComputeProperties: " + lz::result_name(compute_result);
+    info.unavailable_reason = "zeDeviceGetComputeProperties: " + result_name(compute_result);
   } else if (module_result != ZE_RESULT_SUCCESS) {
-    info.unavailable_reason = "zeDeviceGetModuleProperties: " + lz::result_name(module_result);
+    info.unavailable_reason = "zeDeviceGetModuleProperties: " + result_name(module_result);
   } else if (module.spirvVersionSupported < kSpirvVersion) {
     info.unavailable_reason = "it takes SPIR-V up to " + version_text(module.spirvVersionSupported) +
                               "; the kernels are SPIR-V " + version_text(kSpirvVersion);
@@ -128,12 +120,68 @@ lz::DeviceEntry describe_device(const lz::Api& ze, ze_driver_handle_t driver, st
     info.unavailable_reason = "it has no command queue group for compute";
   } else if (t.max_work_group_size == 0) {
     info.unavailable_reason = "the driver reports no work-group size";
-  } else if (lz::spirv_modules().empty()) {
-    info.unavailable_reason = std::string(lz::spirv_build_info());
+  } else if (spirv_modules().empty()) {
+    info.unavailable_reason = std::string(spirv_build_info());
   }
   info.available = info.unavailable_reason.empty();
   return e;
 }
+
+}  // namespace
+
+std::vector<DeviceEntry> find_devices(const Api& ze, std::string* why_none) {
+  std::vector<DeviceEntry> devices;
+  auto none = [&](std::string why) {
+    if (why_none) *why_none = std::move(why);
+    return std::vector<DeviceEntry>{};
+  };
+  // zeInit may be called more than once per process; later calls return the first result.
+  if (const ze_result_t r = ze.zeInit(0); r != ZE_RESULT_SUCCESS)
+    return none("no Level Zero driver: zeInit returned " + result_name(r));
+  std::uint32_t n_drivers = 0;
+  if (const ze_result_t r = ze.zeDriverGet(&n_drivers, nullptr); r != ZE_RESULT_SUCCESS || n_drivers == 0)
+    return none(r != ZE_RESULT_SUCCESS ? "no Level Zero driver: zeDriverGet returned " + result_name(r)
+                                       : "no Level Zero driver (the loader found none)");
+  std::vector<ze_driver_handle_t> drivers(n_drivers);
+  if (ze.zeDriverGet(&n_drivers, drivers.data()) != ZE_RESULT_SUCCESS) return none("no Level Zero driver (zeDriverGet failed)");
+  for (ze_driver_handle_t driver : drivers) {
+    ze_api_version_t api_version = ZE_API_VERSION_1_0;
+    ze.zeDriverGetApiVersion(driver, &api_version);
+    ze_driver_properties_t props{};
+    props.stype = ZE_STRUCTURE_TYPE_DRIVER_PROPERTIES;
+    ze.zeDriverGetProperties(driver, &props);
+    std::uint32_t n = 0;
+    if (ze.zeDeviceGet(driver, &n, nullptr) != ZE_RESULT_SUCCESS || n == 0) continue;
+    std::vector<ze_device_handle_t> handles(n);
+    if (ze.zeDeviceGet(driver, &n, handles.data()) != ZE_RESULT_SUCCESS) continue;
+    for (std::uint32_t i = 0; i < n; ++i)
+      devices.push_back(describe_device(ze, driver, props.driverVersion, static_cast<std::uint32_t>(api_version),
+                                        handles[i], static_cast<int>(devices.size())));
+  }
+  if (devices.empty()) return none("no Level Zero devices on " + std::to_string(n_drivers) + " driver(s)");
+  return devices;
+}
+
+}  // namespace anychip::backends::level_zero
+
+#endif  // ANYCHIP_HAVE_LEVEL_ZERO_HEADERS
+
+namespace anychip::backends {
+namespace {
+
+DeviceInfo unavailable(std::string reason) {
+  DeviceInfo info;
+  info.id = "level_zero";
+  info.backend = "level_zero";
+  info.name = "Level Zero";
+  info.available = false;
+  info.unavailable_reason = std::move(reason);
+  return info;
+}
+
+#if ANYCHIP_HAVE_LEVEL_ZERO_HEADERS
+
+namespace lz = backends::level_zero;
 
 struct Enumeration {
   std::vector<lz::DeviceEntry> devices;
@@ -142,43 +190,7 @@ struct Enumeration {
 
 Enumeration enumerate_all() {
   Enumeration en;
-  std::string why;
-  const lz::Api* ze = lz::api(&why);
-  if (!ze) {
-    en.why_none = why;
-    return en;
-  }
-  // zeInit may be called more than once per process; later calls return the first result.
-  if (const ze_result_t r = ze->zeInit(0); r != ZE_RESULT_SUCCESS) {
-    en.why_none = "no Level Zero driver: zeInit returned " + lz::result_name(r);
-    return en;
-  }
-  std::uint32_t n_drivers = 0;
-  if (const ze_result_t r = ze->zeDriverGet(&n_drivers, nullptr); r != ZE_RESULT_SUCCESS || n_drivers == 0) {
-    en.why_none = r != ZE_RESULT_SUCCESS ? "no Level Zero driver: zeDriverGet returned " + lz::result_name(r)
-                                         : "no Level Zero driver (the loader found none)";
-    return en;
-  }
-  std::vector<ze_driver_handle_t> drivers(n_drivers);
-  if (ze->zeDriverGet(&n_drivers, drivers.data()) != ZE_RESULT_SUCCESS) {
-    en.why_none = "no Level Zero driver (zeDriverGet failed)";
-    return en;
-  }
-  for (ze_driver_handle_t driver : drivers) {
-    ze_api_version_t api_version = ZE_API_VERSION_1_0;
-    ze->zeDriverGetApiVersion(driver, &api_version);
-    ze_driver_properties_t props{};
-    props.stype = ZE_STRUCTURE_TYPE_DRIVER_PROPERTIES;
-    ze->zeDriverGetProperties(driver, &props);
-    std::uint32_t n = 0;
-    if (ze->zeDeviceGet(driver, &n, nullptr) != ZE_RESULT_SUCCESS || n == 0) continue;
-    std::vector<ze_device_handle_t> devices(n);
-    if (ze->zeDeviceGet(driver, &n, devices.data()) != ZE_RESULT_SUCCESS) continue;
-    for (std::uint32_t i = 0; i < n; ++i)
-      en.devices.push_back(describe_device(*ze, driver, props.driverVersion, static_cast<std::uint32_t>(api_version),
-                                           devices[i], static_cast<int>(en.devices.size())));
-  }
-  if (en.devices.empty()) en.why_none = "no Level Zero devices on " + std::to_string(n_drivers) + " driver(s)";
+  if (const lz::Api* ze = lz::api(&en.why_none)) en.devices = lz::find_devices(*ze, &en.why_none);
   return en;
 }
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "backends/backend.hpp"
 #include "kernels/level_zero/level_zero_kernels.hpp"
@@ -27,6 +28,10 @@ struct DeviceEntry {
   std::uint64_t timestamp_mask = ~std::uint64_t{0};
   kernels::level_zero::Target target;  // from the device's limits
 };
+
+// Every device of every driver, numbered in one flat list (level_zero:<n>), after
+// zeInit; empty, with the reason in `why_none`, when there is none. Never throws.
+std::vector<DeviceEntry> find_devices(const Api& ze, std::string* why_none);
 
 // Opens the device (a context on its driver). Throws Unavailable when the driver refuses.
 std::unique_ptr<Device> open_device(const Api& ze, const DeviceEntry& entry);

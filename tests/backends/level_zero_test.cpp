@@ -31,10 +31,22 @@
 #include "kernels/reference/reference.hpp"
 #include "kernels/reference/tolerance.hpp"
 
+// The Level Zero device code, driven through a fake driver below.
+#if !defined(ANYCHIP_HAVE_LEVEL_ZERO_HEADERS) && __has_include(<level_zero/ze_api.h>)
+#define ANYCHIP_HAVE_LEVEL_ZERO_HEADERS 1
+#endif
+#if ANYCHIP_HAVE_LEVEL_ZERO_HEADERS
+#include "backends/level_zero/level_zero_device.hpp"
+#endif
+
 // The OpenCL loader of the OpenCL backend, to run the variants' source on an OpenCL device.
-#if __has_include(<CL/cl.h>) && !defined(ANYCHIP_HAVE_OPENCL_HEADERS)
+#if !defined(ANYCHIP_HAVE_OPENCL_HEADERS) && __has_include(<CL/cl.h>)
 #define ANYCHIP_HAVE_OPENCL_HEADERS 1
+#endif
+#if ANYCHIP_HAVE_OPENCL_HEADERS
+#ifndef CL_TARGET_OPENCL_VERSION
 #define CL_TARGET_OPENCL_VERSION 120
+#endif
 #include "backends/opencl/opencl_api.hpp"
 #endif
 
@@ -519,6 +531,507 @@ TEST(LevelZeroKernels, VariantSourcesRunOnOpenClWithTheBackendsArguments) {
 }
 
 #endif  // ANYCHIP_HAVE_OPENCL_HEADERS
+
+// ---- the device code, on a fake driver ------------------------------------------------------
+//
+// No Level Zero driver is at hand, so the backend's host code (enumeration, memory,
+// command lists, events, modules, arguments) runs against a fake Api: an in-process
+// driver that executes each command as it is appended, stamps it with a clock, checks the
+// event chain, and checks kernel names and argument sizes against the SPIR-V it is given.
+// It shows the code does what it means to with the API as the specification describes
+// it; whether a real driver agrees is for a machine with one.
+
+#if ANYCHIP_HAVE_LEVEL_ZERO_HEADERS
+
+namespace fake {
+
+struct Pool;
+struct Event {
+  Pool* pool = nullptr;
+  std::uint32_t index = 0;
+  bool signaled = false;
+  std::uint64_t start = 0, end = 0;
+};
+struct Pool {
+  std::uint32_t count = 0;
+  ze_event_pool_flags_t flags = 0;
+  std::set<std::uint32_t> live;
+};
+struct Module {
+  std::vector<unsigned char> spirv;  // the SPIR-V, also inside the fake native binary
+};
+struct Kernel {
+  std::string name;
+  std::vector<std::string> params;
+  std::uint32_t group_size[3] = {0, 0, 0};
+  std::map<std::uint32_t, std::vector<unsigned char>> args;
+};
+struct Launch {
+  std::string kernel;
+  std::uint32_t group_size[3];
+  ze_group_count_t groups;
+  std::map<std::uint32_t, std::vector<unsigned char>> args;
+};
+
+struct State {
+  ze_result_t init_result = ZE_RESULT_SUCCESS;
+  bool fail_build = false;
+  std::uint64_t clock = 1000;
+  std::set<Event*> events;         // live
+  std::size_t max_live_events = 0;
+  int pools = 0;
+  std::set<void*> device_memory, host_memory;  // live allocations
+  std::uint32_t queue_ordinal = 99;
+  Event* last_signal = nullptr;
+  int chain_breaks = 0;            // a command that did not wait on the previous one
+  int dead_waits = 0;              // a wait on an event that no longer exists
+  std::vector<ze_module_format_t> module_formats;
+  std::string build_flags;
+  std::vector<Launch> launches;
+  std::string kernel_error;        // an argument the SPIR-V does not take
+};
+State g;
+
+template <class H, class T>
+H handle(T* p) { return reinterpret_cast<H>(p); }
+template <class T, class H>
+T* object(H h) { return reinterpret_cast<T*>(h); }
+int anchor;  // the driver, device and context handles point here
+
+// Appending a command: it waits on `waits`, runs now, and signals `signal`.
+ze_result_t command(ze_event_handle_t signal, std::uint32_t n_waits, ze_event_handle_t* waits) {
+  Event* prev = g.last_signal;
+  bool waited_prev = prev == nullptr;
+  for (std::uint32_t i = 0; i < n_waits; ++i) {
+    Event* w = object<Event>(waits[i]);
+    if (!g.events.count(w)) ++g.dead_waits;
+    else if (w == prev) waited_prev = true;
+  }
+  if (!waited_prev && g.events.count(prev)) ++g.chain_breaks;
+  Event* e = object<Event>(signal);
+  if (e) {
+    e->signaled = true;
+    e->start = g.clock;
+    e->end = g.clock += 100;
+  }
+  g.last_signal = e;
+  return ZE_RESULT_SUCCESS;
+}
+
+anychip::backends::level_zero::Api api() {
+  anychip::backends::level_zero::Api a;
+  a.zeInit = [](ze_init_flags_t) { return g.init_result; };
+  a.zeDriverGet = [](std::uint32_t* n, ze_driver_handle_t* d) {
+    if (g.init_result != ZE_RESULT_SUCCESS) return g.init_result;
+    if (d && *n >= 1) d[0] = handle<ze_driver_handle_t>(&anchor);
+    *n = 1;
+    return ZE_RESULT_SUCCESS;
+  };
+  a.zeDriverGetApiVersion = [](ze_driver_handle_t, ze_api_version_t* v) {
+    *v = ZE_API_VERSION_1_4;
+    return ZE_RESULT_SUCCESS;
+  };
+  a.zeDriverGetProperties = [](ze_driver_handle_t, ze_driver_properties_t* p) {
+    p->driverVersion = 42;
+    return ZE_RESULT_SUCCESS;
+  };
+  a.zeDeviceGet = [](ze_driver_handle_t, std::uint32_t* n, ze_device_handle_t* d) {
+    if (d && *n >= 1) d[0] = handle<ze_device_handle_t>(&anchor);
+    *n = 1;
+    return ZE_RESULT_SUCCESS;
+  };
+  a.zeDeviceGetProperties = [](ze_device_handle_t, ze_device_properties_t* p) {
+    p->type = ZE_DEVICE_TYPE_GPU;
+    p->vendorId = 0x8086;
+    p->deviceId = 0x0bd5;
+    p->numSlices = 2, p->numSubslicesPerSlice = 4, p->numEUsPerSubslice = 8;
+    // 12.5 MHz: 12500000 ticks per second (1.2 structure) or 80 ns per tick (1.0).
+    p->timerResolution = p->stype == ZE_STRUCTURE_TYPE_DEVICE_PROPERTIES_1_2 ? 12500000 : 80;
+    p->kernelTimestampValidBits = 32;
+    std::snprintf(p->name, sizeof p->name, "Fake Level Zero GPU");
+    return ZE_RESULT_SUCCESS;
+  };
+  a.zeDeviceGetComputeProperties = [](ze_device_handle_t, ze_device_compute_properties_t* p) {
+    p->maxTotalGroupSize = 1024;
+    p->maxGroupSizeX = p->maxGroupSizeY = p->maxGroupSizeZ = 1024;
+    p->maxSharedLocalMemory = 128 * 1024;
+    return ZE_RESULT_SUCCESS;
+  };
+  a.zeDeviceGetMemoryProperties = [](ze_device_handle_t, std::uint32_t* n, ze_device_memory_properties_t* p) {
+    if (p && *n >= 2) p[0].totalSize = std::uint64_t{8} << 30, p[1].totalSize = std::uint64_t{1} << 30;
+    *n = 2;
+    return ZE_RESULT_SUCCESS;
+  };
+  a.zeDeviceGetModuleProperties = [](ze_device_handle_t, ze_device_module_properties_t* p) {
+    p->spirvVersionSupported = ZE_MAKE_VERSION(1, 4);
+    p->fp32flags = ZE_DEVICE_FP_FLAG_ROUNDED_DIVIDE_SQRT;
+    return ZE_RESULT_SUCCESS;
+  };
+  a.zeDeviceGetCommandQueueGroupProperties = [](ze_device_handle_t, std::uint32_t* n,
+                                                ze_command_queue_group_properties_t* p) {
+    if (p && *n >= 2) p[0].flags = ZE_COMMAND_QUEUE_GROUP_PROPERTY_FLAG_COPY, p[1].flags = ZE_COMMAND_QUEUE_GROUP_PROPERTY_FLAG_COMPUTE;
+    *n = 2;
+    return ZE_RESULT_SUCCESS;
+  };
+  a.zeContextCreate = [](ze_driver_handle_t, const ze_context_desc_t*, ze_context_handle_t* c) {
+    *c = handle<ze_context_handle_t>(&anchor);
+    return ZE_RESULT_SUCCESS;
+  };
+  a.zeContextDestroy = [](ze_context_handle_t) { return ZE_RESULT_SUCCESS; };
+  a.zeMemAllocDevice = [](ze_context_handle_t, const ze_device_mem_alloc_desc_t*, std::size_t size, std::size_t,
+                          ze_device_handle_t, void** p) {
+    *p = std::malloc(size);
+    g.device_memory.insert(*p);
+    return ZE_RESULT_SUCCESS;
+  };
+  a.zeMemAllocHost = [](ze_context_handle_t, const ze_host_mem_alloc_desc_t*, std::size_t size, std::size_t, void** p) {
+    *p = std::malloc(size);
+    g.host_memory.insert(*p);
+    return ZE_RESULT_SUCCESS;
+  };
+  a.zeMemFree = [](ze_context_handle_t, void* p) {
+    if (!g.host_memory.erase(p) && !g.device_memory.erase(p)) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
+    std::free(p);
+    return ZE_RESULT_SUCCESS;
+  };
+  a.zeCommandListCreateImmediate = [](ze_context_handle_t, ze_device_handle_t, const ze_command_queue_desc_t* d,
+                                      ze_command_list_handle_t* l) {
+    g.queue_ordinal = d->ordinal;
+    *l = handle<ze_command_list_handle_t>(&anchor);
+    return ZE_RESULT_SUCCESS;
+  };
+  a.zeCommandListDestroy = [](ze_command_list_handle_t) { return ZE_RESULT_SUCCESS; };
+  a.zeCommandListAppendMemoryCopy = [](ze_command_list_handle_t, void* dst, const void* src, std::size_t n,
+                                       ze_event_handle_t signal, std::uint32_t n_waits, ze_event_handle_t* waits) {
+    std::memcpy(dst, src, n);
+    return command(signal, n_waits, waits);
+  };
+  a.zeCommandListAppendLaunchKernel = [](ze_command_list_handle_t, ze_kernel_handle_t k, const ze_group_count_t* groups,
+                                         ze_event_handle_t signal, std::uint32_t n_waits, ze_event_handle_t* waits) {
+    const Kernel& kernel = *object<Kernel>(k);
+    g.launches.push_back({kernel.name, {kernel.group_size[0], kernel.group_size[1], kernel.group_size[2]}, *groups,
+                          kernel.args});
+    return command(signal, n_waits, waits);
+  };
+  a.zeEventPoolCreate = [](ze_context_handle_t, const ze_event_pool_desc_t* d, std::uint32_t, ze_device_handle_t*,
+                           ze_event_pool_handle_t* p) {
+    auto* pool = new Pool;
+    pool->count = d->count;
+    pool->flags = d->flags;
+    ++g.pools;
+    *p = handle<ze_event_pool_handle_t>(pool);
+    return ZE_RESULT_SUCCESS;
+  };
+  a.zeEventPoolDestroy = [](ze_event_pool_handle_t p) {
+    Pool* pool = object<Pool>(p);
+    const bool busy = !pool->live.empty();
+    delete pool;
+    --g.pools;
+    return busy ? ZE_RESULT_ERROR_HANDLE_OBJECT_IN_USE : ZE_RESULT_SUCCESS;
+  };
+  a.zeEventCreate = [](ze_event_pool_handle_t p, const ze_event_desc_t* d, ze_event_handle_t* e) {
+    Pool* pool = object<Pool>(p);
+    if (d->index >= pool->count || !pool->live.insert(d->index).second) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
+    auto* ev = new Event;
+    ev->pool = pool;
+    ev->index = d->index;
+    g.events.insert(ev);
+    g.max_live_events = std::max(g.max_live_events, g.events.size());
+    *e = handle<ze_event_handle_t>(ev);
+    return ZE_RESULT_SUCCESS;
+  };
+  a.zeEventDestroy = [](ze_event_handle_t e) {
+    Event* ev = object<Event>(e);
+    ev->pool->live.erase(ev->index);
+    g.events.erase(ev);
+    if (g.last_signal == ev) g.last_signal = nullptr;
+    delete ev;
+    return ZE_RESULT_SUCCESS;
+  };
+  a.zeEventHostSynchronize = [](ze_event_handle_t e, std::uint64_t) {
+    return object<Event>(e)->signaled ? ZE_RESULT_SUCCESS : ZE_RESULT_NOT_READY;
+  };
+  a.zeEventQueryStatus = [](ze_event_handle_t e) {
+    return object<Event>(e)->signaled ? ZE_RESULT_SUCCESS : ZE_RESULT_NOT_READY;
+  };
+  a.zeEventQueryKernelTimestamp = [](ze_event_handle_t e, ze_kernel_timestamp_result_t* t) {
+    const Event& ev = *object<Event>(e);
+    if (!(ev.pool->flags & ZE_EVENT_POOL_FLAG_KERNEL_TIMESTAMP)) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
+    if (!ev.signaled) return ZE_RESULT_NOT_READY;
+    t->global = {ev.start, ev.end};
+    t->context = {ev.start, ev.end};
+    return ZE_RESULT_SUCCESS;
+  };
+  a.zeModuleCreate = [](ze_context_handle_t, ze_device_handle_t, const ze_module_desc_t* d, ze_module_handle_t* m,
+                        ze_module_build_log_handle_t* log) {
+    g.module_formats.push_back(d->format);
+    g.build_flags = d->pBuildFlags ? d->pBuildFlags : "";
+    if (log) *log = handle<ze_module_build_log_handle_t>(&anchor);
+    if (g.fail_build) return ZE_RESULT_ERROR_MODULE_BUILD_FAILURE;
+    std::span<const unsigned char> bytes(d->pInputModule, d->inputSize);
+    if (d->format == ZE_MODULE_FORMAT_NATIVE) {
+      if (bytes.size() < 7 || std::memcmp(bytes.data(), "NATIVE:", 7) != 0) return ZE_RESULT_ERROR_INVALID_NATIVE_BINARY;
+      bytes = bytes.subspan(7);
+    }
+    try {
+      spirv_kernels(bytes);
+    } catch (const std::exception&) {
+      return ZE_RESULT_ERROR_INVALID_ARGUMENT;
+    }
+    *m = handle<ze_module_handle_t>(new Module{{bytes.begin(), bytes.end()}});
+    return ZE_RESULT_SUCCESS;
+  };
+  a.zeModuleDestroy = [](ze_module_handle_t m) {
+    delete object<Module>(m);
+    return ZE_RESULT_SUCCESS;
+  };
+  a.zeModuleBuildLogGetString = [](ze_module_build_log_handle_t, std::size_t* n, char* text) {
+    const std::string log = g.fail_build ? "error: fake build failure in kernel 'gemm'\n" : "";
+    if (text) std::memcpy(text, log.c_str(), std::min(*n, log.size() + 1));
+    *n = log.size() + 1;
+    return ZE_RESULT_SUCCESS;
+  };
+  a.zeModuleBuildLogDestroy = [](ze_module_build_log_handle_t) { return ZE_RESULT_SUCCESS; };
+  a.zeModuleGetNativeBinary = [](ze_module_handle_t m, std::size_t* n, std::uint8_t* out) {
+    const Module& mod = *object<Module>(m);
+    if (out) {
+      std::memcpy(out, "NATIVE:", 7);
+      std::memcpy(out + 7, mod.spirv.data(), mod.spirv.size());
+    }
+    *n = 7 + mod.spirv.size();
+    return ZE_RESULT_SUCCESS;
+  };
+  a.zeKernelCreate = [](ze_module_handle_t m, const ze_kernel_desc_t* d, ze_kernel_handle_t* k) {
+    for (const SpirvKernel& sk : spirv_kernels(object<Module>(m)->spirv))
+      if (sk.name == d->pKernelName) {
+        *k = handle<ze_kernel_handle_t>(new Kernel{sk.name, sk.params, {0, 0, 0}, {}});
+        return ZE_RESULT_SUCCESS;
+      }
+    return ZE_RESULT_ERROR_INVALID_KERNEL_NAME;
+  };
+  a.zeKernelDestroy = [](ze_kernel_handle_t k) {
+    delete object<Kernel>(k);
+    return ZE_RESULT_SUCCESS;
+  };
+  a.zeKernelSetGroupSize = [](ze_kernel_handle_t k, std::uint32_t x, std::uint32_t y, std::uint32_t z) {
+    Kernel& kernel = *object<Kernel>(k);
+    kernel.group_size[0] = x, kernel.group_size[1] = y, kernel.group_size[2] = z;
+    return ZE_RESULT_SUCCESS;
+  };
+  a.zeKernelSetArgumentValue = [](ze_kernel_handle_t k, std::uint32_t index, std::size_t size, const void* value) {
+    Kernel& kernel = *object<Kernel>(k);
+    if (index >= kernel.params.size()) {
+      g.kernel_error = kernel.name + ": argument " + std::to_string(index) + " of " + std::to_string(kernel.params.size());
+      return ZE_RESULT_ERROR_INVALID_KERNEL_ARGUMENT_INDEX;
+    }
+    const std::string& type = kernel.params[index];
+    const std::size_t want = type == "ptr" || type == "u64" ? 8 : 4;
+    if (size != want) {
+      g.kernel_error = kernel.name + ": argument " + std::to_string(index) + " (" + type + ") given " + std::to_string(size) + " bytes";
+      return ZE_RESULT_ERROR_INVALID_KERNEL_ARGUMENT_SIZE;
+    }
+    const auto* b = static_cast<const unsigned char*>(value);
+    kernel.args[index].assign(b, b + size);
+    return ZE_RESULT_SUCCESS;
+  };
+  a.zeKernelGetProperties = [](ze_kernel_handle_t k, ze_kernel_properties_t* p) {
+    p->numKernelArgs = static_cast<std::uint32_t>(object<Kernel>(k)->params.size());
+    p->localMemSize = 0;
+    return ZE_RESULT_SUCCESS;
+  };
+  return a;
+}
+
+}  // namespace fake
+
+namespace lzb = anychip::backends::level_zero;
+
+// The fake driver's one device, opened.
+struct FakeDevice {
+  lzb::Api api = fake::api();
+  std::vector<lzb::DeviceEntry> entries;
+  std::unique_ptr<backends::Device> device;
+  FakeDevice() {
+    fake::g = {};
+    std::string why;
+    entries = lzb::find_devices(api, &why);
+    if (!entries.empty()) device = lzb::open_device(api, entries[0]);
+  }
+};
+
+TEST(LevelZeroFakeDriver, FindsTheDeviceAndReadsItsProperties) {
+  FakeDevice f;
+  ASSERT_EQ(f.entries.size(), 1u);
+  const lzb::DeviceEntry& e = f.entries[0];
+  EXPECT_EQ(e.info.id, "level_zero:0");
+  EXPECT_EQ(e.info.backend, "level_zero");
+  EXPECT_EQ(e.info.name, "Fake Level Zero GPU");
+  EXPECT_NE(e.info.arch.find("GPU vendor 0x8086 device 0x0bd5, Level Zero 1.4, driver 42, SPIR-V 1.4"), std::string::npos)
+      << e.info.arch;
+  EXPECT_EQ(e.info.memory_bytes, std::uint64_t{9} << 30);
+  EXPECT_EQ(e.info.compute_units, 64);
+  EXPECT_EQ(e.compute_ordinal, 1u);
+  EXPECT_DOUBLE_EQ(e.ns_per_tick, 80.0);
+  EXPECT_EQ(e.timestamp_mask, 0xFFFFFFFFull);
+  EXPECT_FALSE(e.target.wide_work_items);
+  EXPECT_EQ(e.target.max_work_group_size, 1024u);
+  EXPECT_EQ(e.target.local_mem_bytes, 128u * 1024);
+  EXPECT_TRUE(e.target.correctly_rounded_divide);
+  if (blz::spirv_modules().empty()) {
+    EXPECT_FALSE(e.info.available);
+    EXPECT_NE(e.info.unavailable_reason.find("built without SPIR-V kernels"), std::string::npos);
+  } else {
+    EXPECT_TRUE(e.info.available) << e.info.unavailable_reason;
+  }
+}
+
+TEST(LevelZeroFakeDriver, NoDriverIsTheReason) {
+  lzb::Api api = fake::api();
+  fake::g = {};
+  fake::g.init_result = ZE_RESULT_ERROR_UNINITIALIZED;
+  std::string why;
+  EXPECT_TRUE(lzb::find_devices(api, &why).empty());
+  EXPECT_EQ(why, "no Level Zero driver: zeInit returned ZE_RESULT_ERROR_UNINITIALIZED (0x78000001)");
+}
+
+TEST(LevelZeroFakeDriver, CopiesRoundTripInOrderAndFreeTheirStaging) {
+  {
+    FakeDevice f;
+    ASSERT_TRUE(f.device);
+    backends::Device& d = *f.device;
+    auto buffer = d.allocate(1000);
+    auto queue = d.create_queue();
+    EXPECT_EQ(fake::g.queue_ordinal, 1u) << "the compute group";
+    std::vector<unsigned char> in(1000), out(600, 0);
+    for (std::size_t i = 0; i < in.size(); ++i) in[i] = static_cast<unsigned char>(i * 7 + 3);
+    {
+      std::vector<unsigned char> temporary = in;
+      d.write(*queue, *buffer, 0, temporary.data(), temporary.size());
+    }  // the caller's memory may go at once
+    d.read(*queue, *buffer, 300, out.data(), out.size());
+    d.synchronize(*queue);
+    EXPECT_TRUE(std::equal(out.begin(), out.end(), in.begin() + 300));
+    EXPECT_TRUE(fake::g.host_memory.empty()) << "staging is freed once the copies are done";
+    EXPECT_THROW(d.write(*queue, *buffer, 900, in.data(), 200), Error);
+  }
+  EXPECT_TRUE(fake::g.device_memory.empty());
+  EXPECT_EQ(fake::g.chain_breaks, 0) << "every command waits on the one before";
+  EXPECT_EQ(fake::g.dead_waits, 0);
+  EXPECT_EQ(fake::g.events.size(), 0u);
+  EXPECT_EQ(fake::g.pools, 0);
+}
+
+TEST(LevelZeroFakeDriver, ElapsedIsTheDeviceTimeOfTheWorkBetweenRecords) {
+  FakeDevice f;
+  ASSERT_TRUE(f.device);
+  backends::Device& d = *f.device;
+  auto buffer = d.allocate(64);
+  auto queue = d.create_queue();
+  std::vector<unsigned char> bytes(64, 1);
+  d.write(*queue, *buffer, 0, bytes.data(), 64);
+  auto start = d.record(*queue);
+  d.write(*queue, *buffer, 0, bytes.data(), 64);
+  d.write(*queue, *buffer, 0, bytes.data(), 64);
+  auto end = d.record(*queue);
+  auto later = d.record(*queue);
+  d.synchronize(*queue);
+  // Two commands of 100 ticks at 12.5 MHz (80 ns a tick).
+  EXPECT_NEAR(d.elapsed_seconds(*start, *end), 200 * 80e-9, 1e-12);
+  EXPECT_EQ(d.elapsed_seconds(*end, *later), 0.0) << "no command in between";
+}
+
+TEST(LevelZeroFakeDriver, EventsAreRecycled) {
+  FakeDevice f;
+  ASSERT_TRUE(f.device);
+  backends::Device& d = *f.device;
+  auto buffer = d.allocate(16);
+  auto queue = d.create_queue();
+  unsigned char byte = 0;
+  for (int i = 0; i < 3000; ++i) {
+    d.write(*queue, *buffer, 0, &byte, 1);
+    if (i % 500 == 499) d.synchronize(*queue);
+  }
+  d.synchronize(*queue);
+  EXPECT_LE(fake::g.max_live_events, 8u) << "completed commands give their events back";
+  EXPECT_EQ(fake::g.pools, 1);
+  EXPECT_EQ(fake::g.chain_breaks, 0);
+  EXPECT_EQ(fake::g.dead_waits, 0);
+}
+
+TEST(LevelZeroFakeDriver, CompilesLoadsAndLaunchesWithTheVariantsArguments) {
+  MODULES_OR_SKIP();
+  FakeDevice f;
+  ASSERT_TRUE(f.device);
+  backends::Device& d = *f.device;
+  kernels::GemmFp8Problem p;
+  p.m = 37, p.n = 130, p.k = 384, p.out_dtype = DType::f32;
+  const kernels::KernelSpec spec{p, d.choose_tiles(p)};
+  ASSERT_TRUE(d.supports(spec).ok) << d.supports(spec).reason;
+  const std::string source = d.render(spec);
+  EXPECT_NE(source.find("// SPIR-V: "), std::string::npos);
+  const std::vector<std::byte> binary = d.compile(spec, source);
+  ASSERT_GT(binary.size(), 17u);
+  EXPECT_EQ(std::memcmp(binary.data(), "anychip-ze-bin1", 15), 0);
+  EXPECT_EQ(fake::g.module_formats.back(), ZE_MODULE_FORMAT_IL_SPIRV);
+  EXPECT_EQ(fake::g.build_flags, "-cl-fp32-correctly-rounded-divide-sqrt");
+  auto kernel = d.load(spec, binary);
+  EXPECT_EQ(fake::g.module_formats.size(), 1u) << "load() takes the module compile() built";
+
+  auto a = d.allocate(37 * 384), sa = d.allocate(37 * 3), b = d.allocate(130 * 384), sb = d.allocate(2 * 3),
+       out = d.allocate(37 * 130 * 4);
+  auto queue = d.create_queue();
+  const backends::BufferOperand inputs[] = {{a.get(), 0, sa.get(), 0}, {b.get(), 0, sb.get(), 0}};
+  d.launch(*queue, *kernel, inputs, {out.get(), 16, nullptr, 0});
+  d.synchronize(*queue);
+  EXPECT_EQ(fake::g.kernel_error, "");
+  ASSERT_EQ(fake::g.launches.size(), 1u);
+  const fake::Launch& l = fake::g.launches[0];
+  const klz::Launch want = klz::launch(spec, f.entries[0].target);
+  EXPECT_EQ(l.kernel, "gemm");
+  EXPECT_EQ(l.groups.groupCountX, want.group_count[0]);
+  EXPECT_EQ(l.groups.groupCountY, want.group_count[1]);
+  EXPECT_EQ(l.group_size[0] * l.group_size[1] * l.group_size[2], 256u);
+  ASSERT_EQ(l.args.size(), 13u);  // 5 buffers x (pointer, offset), M, N, K
+  auto u64 = [&](std::uint32_t i) {
+    std::uint64_t v = 0;
+    std::memcpy(&v, l.args.at(i).data(), 8);
+    return v;
+  };
+  auto i32 = [&](std::uint32_t i) {
+    std::int32_t v = 0;
+    std::memcpy(&v, l.args.at(i).data(), 4);
+    return v;
+  };
+  EXPECT_EQ(u64(9), 16u) << "the output's offset";
+  EXPECT_EQ(i32(10), 37);
+  EXPECT_EQ(i32(11), 130);
+  EXPECT_EQ(i32(12), 384);
+
+  // From the cache, in a later process: the native binary.
+  auto again = d.load(spec, binary);
+  EXPECT_EQ(fake::g.module_formats.back(), ZE_MODULE_FORMAT_NATIVE);
+  EXPECT_EQ(d.emit(spec, "spirv").substr(0, 4), std::string("\x03\x02\x23\x07", 4));
+}
+
+TEST(LevelZeroFakeDriver, ABuildFailureCarriesTheBuildLog) {
+  MODULES_OR_SKIP();
+  FakeDevice f;
+  ASSERT_TRUE(f.device);
+  kernels::AddProblem p{1000, DType::bf16};
+  const kernels::KernelSpec spec{p, f.device->choose_tiles(p)};
+  fake::g.fail_build = true;
+  try {
+    f.device->compile(spec, f.device->render(spec));
+    ADD_FAILURE() << "the build did not fail";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("ZE_RESULT_ERROR_MODULE_BUILD_FAILURE"), std::string::npos) << what;
+    EXPECT_NE(what.find("build log:\nerror: fake build failure"), std::string::npos) << what;
+    EXPECT_NE(what.find("add numel=1000"), std::string::npos) << what;
+  }
+}
+
+#endif  // ANYCHIP_HAVE_LEVEL_ZERO_HEADERS
 
 // ---- the loader path ----------------------------------------------------------------------
 
