@@ -284,7 +284,8 @@ TEST_F(SuiteTest, UnavailableDeviceIsSkippedWithItsReason) {
   Result devices = anychip("devices --json");
   ASSERT_EQ(devices.exit_code, 0);
   std::string unavailable, reason;
-  for (const auto& d : json_of(devices.out)["devices"])
+  const auto listed = json_of(devices.out)["devices"];  // a copy: the parsed object is a temporary
+  for (const auto& d : listed)
     if (!d["available"].get<bool>()) {
       unavailable = d["id"];
       reason = d["reason"];
