@@ -11,7 +11,9 @@
 #
 # Include it after anychip_backends is defined: include(cmake/spirv.cmake). Included
 # earlier (e.g. by CMAKE_PROJECT_anychip_INCLUDE), it runs at the end of the top-level
-# CMakeLists.txt instead.
+# CMakeLists.txt instead. Including it twice is harmless.
+
+include_guard(GLOBAL)
 
 function(anychip_spirv_tools out_clang out_translator out_why)
   # llvm-spirv reads only the bitcode of its own LLVM version: a pair of one version.

@@ -70,7 +70,8 @@ inline float hsum16(float16 v) {
 // x 16 dims at a time, loaded as vectors along the dims, transposed in registers (four
 // rounds of interleaves), stored as vectors along the keys; dims past the last 16 one by
 // one.
-inline void stage_k(__global const uchar* kg, int bi, int hk, int kv0, int lid, __local float* Kt) {
+inline void stage_k(__global const uchar* kg, int bi, int hk, int kv0, int lid, __local float* Kt
+                    AC_SHAPE_PARAMS(const int SKV, const int HKV)) {
   for (int i = lid; i < (BKV / 16) * (DK16 / 16); i += LOCAL_SIZE) {
     const int j0 = (i / (DK16 / 16)) * 16, d0 = (i % (DK16 / 16)) * 16;
     float16 t[16];
@@ -102,7 +103,8 @@ inline void stage_k(__global const uchar* kg, int bi, int hk, int kv0, int lid, 
 }
 
 // Stages keys [kv0, kv0 + BKV) of V into Vs [BKV][DV] (zeros past SKV), 16 dims at a time.
-inline void stage_v(__global const uchar* vg, int bi, int hk, int kv0, int lid, __local float* Vs) {
+inline void stage_v(__global const uchar* vg, int bi, int hk, int kv0, int lid, __local float* Vs
+                    AC_SHAPE_PARAMS(const int SKV, const int HKV)) {
   for (int i = lid; i < BKV * (DV16 / 16); i += LOCAL_SIZE) {
     const int j = i / (DV16 / 16), d = (i % (DV16 / 16)) * 16, key = kv0 + j;
     vstore16(key < SKV ? AC_CAT(AC_LOAD16_, DTYPE)(vg, KV_ROW(bi, key, hk, DV) + d) : (float16)0.0f, 0, Vs + j * DV + d);
@@ -117,7 +119,8 @@ inline void stage_v(__global const uchar* vg, int bi, int hk, int kv0, int lid, 
 
 __kernel __attribute__((reqd_work_group_size(LOCAL_SIZE, 1, 1)))
 void attention(__global const uchar* q_data, ulong q_off, __global const uchar* k_data, ulong k_off,
-               __global const uchar* v_data, ulong v_off, __global uchar* o_data, ulong o_off) {
+               __global const uchar* v_data, ulong v_off, __global uchar* o_data, ulong o_off
+               AC_SHAPE_PARAMS(const int SQ, const int SKV, const int HQ, const int HKV, const int CAUSAL, const float SCORE_SCALE)) {
   __global const uchar* qg = q_data + q_off;
   __global const uchar* kg = k_data + k_off;
   __global const uchar* vg = v_data + v_off;
@@ -161,8 +164,8 @@ void attention(__global const uchar* q_data, ulong q_off, __global const uchar* 
 
   for (int kv0 = 0; kv0 < kv_end; kv0 += BKV) {
     AC_LOCAL_BARRIER();
-    stage_k(kg, bi, hk, kv0, lid, Kt);
-    stage_v(vg, bi, hk, kv0, lid, Vs);
+    stage_k(kg, bi, hk, kv0, lid, Kt AC_SHAPE_FORWARD(SKV, HKV));
+    stage_v(vg, bi, hk, kv0, lid, Vs AC_SHAPE_FORWARD(SKV, HKV));
     AC_LOCAL_BARRIER();
 
     for (int rb = lid; rb < NRB; rb += LOCAL_SIZE) {

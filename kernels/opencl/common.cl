@@ -8,6 +8,20 @@
 #define AC_CAT2(a, b) a##b
 #define AC_CAT(a, b) AC_CAT2(a, b)
 
+// Shapes as kernel arguments. The OpenCL backend #defines every shape (M, N, K, SQ, ...)
+// and these two macros expand to nothing. The Level Zero backend's SPIR-V is compiled
+// once per tile variant, at build time, with AC_SHAPE_ARGS set and no shape #defines: a
+// kernel then takes its shapes as trailing arguments named like the #defines
+// (AC_SHAPE_PARAMS(const int M, ...)) and hands them to the helpers that read them
+// (AC_SHAPE_FORWARD(M, ...)). kernels/level_zero/level_zero_kernels.cpp passes them.
+#if AC_SHAPE_ARGS
+#define AC_SHAPE_PARAMS(...) , __VA_ARGS__
+#define AC_SHAPE_FORWARD(...) , __VA_ARGS__
+#else
+#define AC_SHAPE_PARAMS(...)
+#define AC_SHAPE_FORWARD(...)
+#endif
+
 // A work-group barrier on __local memory; nothing when the work-group is one work-item
 // (AC_ONE_WORK_ITEM, set by the renderer). Besides saving the barrier, that keeps CPU
 // runtimes from splitting such kernels into per-barrier regions (PoCL 3.1 asserts on some

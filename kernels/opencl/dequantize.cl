@@ -7,7 +7,7 @@
 
 __kernel __attribute__((reqd_work_group_size(LOCAL_SIZE, 1, 1)))
 void dequantize(__global const uchar* q_data, ulong q_off, __global const uchar* s_data, ulong s_off,
-                __global uchar* y_data, ulong y_off) {
+                __global uchar* y_data, ulong y_off AC_SHAPE_PARAMS(const int ROWS, const int COLS, const int BR, const int BC)) {
   __global const uchar* q = q_data + q_off;
   __global const uchar* scales = s_data + s_off;
   __global uchar* y = y_data + y_off;

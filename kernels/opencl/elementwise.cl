@@ -10,7 +10,7 @@
 #if OP_ADD
 __kernel __attribute__((reqd_work_group_size(LOCAL_SIZE, 1, 1)))
 void add(__global const uchar* a_data, ulong a_off, __global const uchar* b_data, ulong b_off,
-         __global uchar* y_data, ulong y_off) {
+         __global uchar* y_data, ulong y_off AC_SHAPE_PARAMS(const ulong NUMEL)) {
   __global const uchar* a = a_data + a_off;
   __global const uchar* b = b_data + b_off;
   __global uchar* y = y_data + y_off;
@@ -24,7 +24,8 @@ void add(__global const uchar* a_data, ulong a_off, __global const uchar* b_data
 
 #if OP_SILU_MUL
 __kernel __attribute__((reqd_work_group_size(LOCAL_SIZE, 1, 1)))
-void silu_mul(__global const uchar* x_data, ulong x_off, __global uchar* y_data, ulong y_off) {
+void silu_mul(__global const uchar* x_data, ulong x_off, __global uchar* y_data, ulong y_off
+              AC_SHAPE_PARAMS(const int ROWS, const int DIM)) {
   __global const uchar* x = x_data + x_off;
   __global uchar* y = y_data + y_off;
   const size_t base = get_group_id(0) * (size_t)(LOCAL_SIZE * CHUNK) + get_local_id(0);

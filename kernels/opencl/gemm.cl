@@ -59,7 +59,8 @@ typedef AC_CAT(float, VEC) vecf;
 // rows are K bytes apart, too many streams for a hardware prefetcher, and prefetch() does
 // nothing on some CPU runtimes), so that those misses are served during this slice's
 // arithmetic; the bytes are summed and returned only to keep the loads alive.
-inline uint stage_a(__global const uchar* a, int m_base, int k0, int lid, __local float* As) {
+inline uint stage_a(__global const uchar* a, int m_base, int k0, int lid, __local float* As
+                    AC_SHAPE_PARAMS(const int M, const int N, const int K)) {
   uint touched = 0;
   for (int i = lid; i < A_ITEMS; i += WG_SIZE) {
     const int r = i / (TK / 16), c = (i % (TK / 16)) * 16;
@@ -74,7 +75,8 @@ inline uint stage_a(__global const uchar* a, int m_base, int k0, int lid, __loca
 }
 
 // Decodes columns [k0, k0 + TK) of B into Bs, transposed; rows past N are zero.
-inline void stage_b(__global const uchar* b, int n_base, int k0, int lid, __local float* Bs) {
+inline void stage_b(__global const uchar* b, int n_base, int k0, int lid, __local float* Bs
+                    AC_SHAPE_PARAMS(const int M, const int N, const int K)) {
   for (int i = lid; i < B_ITEMS; i += WG_SIZE) {
     const int r = (i / (TK / 16)) * 16, c = (i % (TK / 16)) * 16;
     uchar16 t[16];
@@ -101,7 +103,8 @@ inline void stage_b(__global const uchar* b, int n_base, int k0, int lid, __loca
 }
 #else
 // Staging items are single elements; elements past M, N or K are zero.
-inline uint stage_a(__global const uchar* a, int m_base, int k0, int lid, __local float* As) {
+inline uint stage_a(__global const uchar* a, int m_base, int k0, int lid, __local float* As
+                    AC_SHAPE_PARAMS(const int M, const int N, const int K)) {
   for (int i = lid; i < BM * TK; i += WG_SIZE) {
     const int m = m_base + i / TK, k = k0 + i % TK;
     As[i] = m < M && k < K ? AC_CAT(AC_LOAD_, IN)(a, (size_t)m * K + k) : 0.0f;
@@ -109,7 +112,8 @@ inline uint stage_a(__global const uchar* a, int m_base, int k0, int lid, __loca
   return 0;
 }
 
-inline void stage_b(__global const uchar* b, int n_base, int k0, int lid, __local float* Bs) {
+inline void stage_b(__global const uchar* b, int n_base, int k0, int lid, __local float* Bs
+                    AC_SHAPE_PARAMS(const int M, const int N, const int K)) {
   for (int i = lid; i < BN * TK; i += WG_SIZE) {
     const int r = i / TK, c = i % TK;
     const int n = n_base + r, k = k0 + c;
@@ -127,7 +131,7 @@ void gemm(__global const uchar* a_data, ulong a_off,
 #if GEMM_FP8
           __global const uchar* b_scales, ulong sb_off,
 #endif
-          __global uchar* d_data, ulong d_off) {
+          __global uchar* d_data, ulong d_off AC_SHAPE_PARAMS(const int M, const int N, const int K)) {
   __global const uchar* a = a_data + a_off;
   __global const uchar* b = b_data + b_off;
 #if GEMM_FP8
@@ -161,8 +165,8 @@ void gemm(__global const uchar* a_data, ulong a_off,
   for (int blk = 0; blk < NPB; ++blk) {
     for (int kt = 0; kt < PB; kt += TK) {
       AC_LOCAL_BARRIER();
-      touched += stage_a(a, m_base, blk * PB + kt, lid, As);
-      stage_b(b, n_base, blk * PB + kt, lid, Bs);
+      touched += stage_a(a, m_base, blk * PB + kt, lid, As AC_SHAPE_FORWARD(M, N, K));
+      stage_b(b, n_base, blk * PB + kt, lid, Bs AC_SHAPE_FORWARD(M, N, K));
       AC_LOCAL_BARRIER();
       for (int rm = 0; rm < TM; rm += MR) {
         for (int rn = 0; rn < TN; rn += NR) {

@@ -23,7 +23,7 @@
 
 __kernel __attribute__((reqd_work_group_size(LOCAL_SIZE, 1, 1)))
 void quantize_fp8(__global const uchar* x_data, ulong x_off, __global uchar* q_data, ulong q_off,
-                  __global uchar* s_data, ulong s_off) {
+                  __global uchar* s_data, ulong s_off AC_SHAPE_PARAMS(const int ROWS, const int COLS, const int BR, const int BC)) {
   __global const uchar* x = x_data + x_off;
   __global uchar* q = q_data + q_off;
   __global uchar* scales = s_data + s_off;

@@ -7,7 +7,7 @@
 
 __kernel __attribute__((reqd_work_group_size(LOCAL_SIZE, 1, 1)))
 void rmsnorm(__global const uchar* x_data, ulong x_off, __global const uchar* w_data, ulong w_off,
-             __global uchar* y_data, ulong y_off) {
+             __global uchar* y_data, ulong y_off AC_SHAPE_PARAMS(const int ROWS, const int DIM, const float EPS)) {
   __global const uchar* x = x_data + x_off + get_group_id(0) * (size_t)DIM * sizeof(AC_CAT(AC_ELEM_, DTYPE));
   __global const uchar* w = w_data + w_off;
   __global uchar* y = y_data + y_off + get_group_id(0) * (size_t)DIM * sizeof(AC_CAT(AC_ELEM_, DTYPE));
