@@ -120,7 +120,16 @@ int cmd_conformance(const std::string& device_id, const std::string& filter, boo
   json devices = json::array();
   bool ok = true;
   for (const std::string& id : ids) {
-    ac::Device device = ac::Device::open(id);
+    std::optional<ac::Device> opened;
+    try {
+      opened = ac::Device::open(id);
+    } catch (const ac::Error& e) {
+      if (e.code() != ac::ErrorCode::Unavailable) throw;
+      skipped.push_back({{"device", id}, {"reason", e.what()}});
+      if (!as_json) std::printf("%-22s skipped: %s\n", id.c_str(), e.what());
+      continue;
+    }
+    ac::Device& device = *opened;
     std::map<std::string, int> counts;
     json results = json::array();
     for (const auto& r : ac::conformance::run(device, seed, filter)) {
