@@ -97,6 +97,17 @@ std::size_t gemm_local_bytes(const GemmShape& s, const TileConfig& t, const Targ
   return floats * 4;
 }
 
+// A tile side for an extent: the extent rounded up to `step` when that is at most 256;
+// else the multiple of `step` in [128, 256] that pads the extent least (the largest on a
+// tie): 2112 columns take 192 (11 tiles, none padded), not 256 (9 tiles, 192 padded).
+std::int64_t least_padding(std::int64_t extent, std::int64_t step) {
+  if (extent <= 256) return round_up(extent, step);
+  std::int64_t best = 256;
+  for (std::int64_t side = 256; side >= 128; side -= step)
+    if (round_up(extent, side) < round_up(extent, best)) best = side;
+  return best;
+}
+
 TileConfig gemm_tiles(const GemmShape& s, const Target& target) {
   TileConfig t;
   t.stages = 1;
@@ -118,8 +129,8 @@ TileConfig gemm_tiles(const GemmShape& s, const Target& target) {
     int block = 16;
     if (s.m < 16)
       for (block = 1; block < s.m;) block *= 2;
-    t.m = static_cast<int>(std::min<std::int64_t>(256, round_up(std::max<std::int64_t>(s.m, 1), block)));
-    t.n = static_cast<int>(std::min<std::int64_t>(256, round_up(std::max<std::int64_t>(s.n, 1), 16)));
+    t.m = static_cast<int>(least_padding(std::max<std::int64_t>(s.m, 1), block));
+    t.n = static_cast<int>(least_padding(std::max<std::int64_t>(s.n, 1), 16));
     // Enough work-groups to balance the cores: narrower, then shorter tiles.
     const auto groups = [&] { return ceil_div(s.m, t.m) * ceil_div(s.n, t.n); };
     while (groups() < 4 * target.compute_units && t.n > 64) t.n = static_cast<int>(std::max<std::int64_t>(64, round_up(t.n / 2, 16)));
