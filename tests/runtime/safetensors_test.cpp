@@ -127,8 +127,8 @@ std::uint64_t header_size(const Bytes& bytes) {
 
 // Overwrites float i of tensor `name` in a file image.
 void patch_f32(Bytes& bytes, const std::string& name, std::size_t i, float v) {
-  const auto& e = SafetensorsFile::from_bytes(bytes, "patch").at(name);
-  std::memcpy(bytes.data() + 8 + header_size(bytes) + e.begin + 4 * i, &v, 4);
+  const std::uint64_t begin = SafetensorsFile::from_bytes(bytes, "patch").at(name).begin;
+  std::memcpy(bytes.data() + 8 + header_size(bytes) + begin + 4 * i, &v, 4);
 }
 
 // ---------------------------------------------------------------------------------------
