@@ -340,6 +340,23 @@ anychip_status anychip_tensor_bytes(const anychip_tensor* tensor, size_t* data_b
   });
 }
 
+anychip_status anychip_tensor_type(const anychip_tensor* tensor, anychip_dtype* dtype, size_t* rank, int64_t* shape,
+                                   size_t capacity, int* scaled, anychip_scale_layout* scale) {
+  constexpr const char* fn = "anychip_tensor_type";
+  return guarded(fn, [&] {
+    const TensorType& t = need(tensor, fn, "tensor").tensor.type();
+    if (shape && capacity < t.shape.size())
+      capi::invalid(fn, "shape has room for " + std::to_string(capacity) + " dims; " + t.str() + " has " +
+                            std::to_string(t.shape.size()));
+    if (dtype) *dtype = static_cast<anychip_dtype>(t.dtype);
+    if (rank) *rank = t.shape.size();
+    if (shape) std::copy(t.shape.begin(), t.shape.end(), shape);
+    if (scaled) *scaled = t.scale ? 1 : 0;
+    if (scale && t.scale)
+      *scale = {t.scale->block.rows, t.scale->block.cols, static_cast<anychip_dtype>(t.scale->dtype)};
+  });
+}
+
 anychip_status anychip_tensor_describe(const anychip_tensor* tensor, char** type) {
   constexpr const char* fn = "anychip_tensor_describe";
   return guarded(fn, [&] {

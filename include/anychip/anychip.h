@@ -74,8 +74,9 @@ extern "C" {
 #define ANYCHIP_ABI_VERSION \
   (ANYCHIP_ABI_VERSION_MAJOR * 10000 + ANYCHIP_ABI_VERSION_MINOR * 100 + ANYCHIP_ABI_VERSION_PATCH)
 /* Whether a library reporting ABI version `lib` serves a program built with this header. */
-#define ANYCHIP_ABI_COMPATIBLE(lib) \
-  ((lib) / 10000 == ANYCHIP_ABI_VERSION_MAJOR && (lib) / 100 % 100 >= ANYCHIP_ABI_VERSION_MINOR)
+#define ANYCHIP_ABI_COMPATIBLE(lib)             \
+  ((lib) / 10000 == ANYCHIP_ABI_VERSION_MAJOR && \
+   (lib) >= ANYCHIP_ABI_VERSION_MAJOR * 10000 + ANYCHIP_ABI_VERSION_MINOR * 100)
 
 /* The ABI version the library was built with (ANYCHIP_ABI_VERSION of its header). */
 ANYCHIP_API uint32_t anychip_abi_version(void);
@@ -209,6 +210,12 @@ ANYCHIP_API void anychip_tensor_release(anychip_tensor* tensor);
 /* Bytes of the tensor's data and of its scale array (0 when unscaled); NULL to skip. */
 ANYCHIP_API anychip_status anychip_tensor_bytes(const anychip_tensor* tensor, size_t* data_bytes,
                                                 size_t* scale_bytes);
+/* The tensor's dtype; its rank, and its dims into shape[0 .. rank) when capacity >= rank
+ * (shape may be NULL with capacity 0 to ask the rank alone); *scaled = 1 and its scale
+ * layout when it is block-scaled, else *scaled = 0. NULL to skip. */
+ANYCHIP_API anychip_status anychip_tensor_type(const anychip_tensor* tensor, anychip_dtype* dtype, size_t* rank,
+                                               int64_t* shape, size_t capacity, int* scaled,
+                                               anychip_scale_layout* scale);
 /* The tensor's type as .acir spells it ("f8e4m3[64, 512] scaled<1x128, ue8m0>"), the
  * caller's string. */
 ANYCHIP_API anychip_status anychip_tensor_describe(const anychip_tensor* tensor, char** type);
