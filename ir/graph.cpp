@@ -143,6 +143,43 @@ ValueId Graph::add(ValueId a, ValueId b, std::string name) {
 ValueId Graph::reshape(ValueId x, Shape shape, std::string name) {
   return add(OpKind::reshape, {x}, {{"shape", std::move(shape)}}, std::move(name));
 }
+ValueId Graph::rope(ValueId x, ValueId pos, std::optional<std::int64_t> dims, double theta,
+                    std::string name) {
+  NamedAttrs attrs{{"theta", theta}};
+  if (dims) attrs.emplace_back("dims", *dims);
+  return add(OpKind::rope, {x, pos}, std::move(attrs), std::move(name));
+}
+ValueId Graph::slice(ValueId x, std::int64_t axis, std::int64_t begin, std::int64_t size,
+                     std::string name) {
+  return add(OpKind::slice, {x}, {{"axis", axis}, {"begin", begin}, {"size", size}}, std::move(name));
+}
+ValueId Graph::concat(ValueId a, ValueId b, std::int64_t axis, std::string name) {
+  return add(OpKind::concat, {a, b}, {{"axis", axis}}, std::move(name));
+}
+ValueId Graph::moe_topk(ValueId logits, ValueId bias, std::int64_t k, std::int64_t groups,
+                        std::int64_t top_groups, std::string name) {
+  return add(OpKind::moe_topk, {logits, bias},
+             {{"k", k}, {"groups", groups}, {"top_groups", top_groups}}, std::move(name));
+}
+ValueId Graph::moe_weights(ValueId logits, ValueId experts, double scale, std::string name) {
+  return add(OpKind::moe_weights, {logits, experts}, {{"scale", scale}}, std::move(name));
+}
+ValueId Graph::moe_plan(ValueId experts, std::int64_t num_experts, std::int64_t align,
+                        std::string name) {
+  return add(OpKind::moe_plan, {experts}, {{"num_experts", num_experts}, {"align", align}},
+             std::move(name));
+}
+ValueId Graph::moe_gather(ValueId x, ValueId plan, std::string name) {
+  return add(OpKind::moe_gather, {x, plan}, {}, std::move(name));
+}
+ValueId Graph::gemm_fp8_grouped(ValueId a, ValueId b, ValueId group, std::int64_t groups,
+                                DType out_dtype, std::int64_t align, std::string name) {
+  return add(OpKind::gemm_fp8_grouped, {a, b, group},
+             {{"groups", groups}, {"out_dtype", out_dtype}, {"align", align}}, std::move(name));
+}
+ValueId Graph::moe_combine(ValueId y, ValueId plan, ValueId weights, std::string name) {
+  return add(OpKind::moe_combine, {y, plan, weights}, {}, std::move(name));
+}
 
 void Graph::output(ValueId v) {
   value(v);  // throws for an id that does not exist

@@ -1,4 +1,5 @@
 // Type rules of the ops in anychip/ops.def, and the whole-graph verifier.
+#include <algorithm>
 #include <cmath>
 
 #include "ir/type_rules.hpp"
@@ -180,6 +181,185 @@ TensorType rule_add(OpCheck& c) {
     c.fail_operand(1, "shape " + dims(c.operand(1).shape) + " differs from operand a's " +
                           dims(c.operand(0).shape));
   return {c.operand(0).dtype, c.operand(0).shape, std::nullopt};
+}
+
+// ---- transformer-layer plumbing: rope, slice, concat ----
+
+std::int64_t int_attr_at_least(OpCheck& c, std::string_view attr, std::int64_t min) {
+  const std::int64_t v = c.attr<std::int64_t>(attr);
+  if (v < min) c.fail(std::string(attr) + " " + std::to_string(v) + " must be >= " + std::to_string(min));
+  return v;
+}
+
+void expect_dtype(OpCheck& c, std::size_t i, DType d) {
+  const TensorType& t = c.operand(i);
+  if (t.dtype != d || t.scale) c.fail_operand(i, "dtype " + t.str() + " is not " + name(d));
+}
+
+void expect_dim(OpCheck& c, std::size_t i, std::size_t dim, std::int64_t want, const std::string& what) {
+  const Shape& s = c.operand(i).shape;
+  if (s[dim] != want)
+    c.fail_operand(i, "dimension " + std::to_string(dim) + " of " + dims(s) + " is " +
+                          std::to_string(s[dim]) + ", expected " + what + " " + std::to_string(want));
+}
+
+// An axis attribute resolved against `rank` (negative counts from the end).
+std::int64_t resolve_axis(OpCheck& c, std::size_t rank) {
+  std::int64_t& axis = c.attr<std::int64_t>("axis");
+  const auto r = static_cast<std::int64_t>(rank);
+  if (axis < -r || axis >= r)
+    c.fail("axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(r));
+  if (axis < 0) axis += r;
+  return axis;
+}
+
+TensorType rule_rope(OpCheck& c) {
+  expect_rank(c, 0, 3);
+  expect_float(c, 0);
+  expect_rank(c, 1, 1);
+  expect_dtype(c, 1, DType::i32);
+  const Shape& x = c.operand(0).shape;
+  expect_dim(c, 1, 0, x[0], "operand x's tokens");
+  if (!c.has_attr("dims")) c.attrs[attr_index(c.info.kind, "dims")] = x[2];
+  const std::int64_t rot = c.attr<std::int64_t>("dims");
+  if (rot <= 0 || rot % 2 != 0 || rot > x[2])
+    c.fail("dims " + std::to_string(rot) + " must be even, > 0 and <= the head dimension " +
+           std::to_string(x[2]));
+  const double theta = c.attr<double>("theta");
+  if (!(std::isfinite(theta) && theta > 1)) c.fail("theta " + attr_text(theta) + " must be finite and > 1");
+  return {c.operand(0).dtype, x, std::nullopt};
+}
+
+TensorType rule_slice(OpCheck& c) {
+  const TensorType& x = c.operand(0);
+  if (x.scale) c.fail_operand(0, x.str() + " is block-scaled; slicing would cut its scale blocks");
+  const std::int64_t axis = resolve_axis(c, x.shape.size());
+  const std::int64_t begin = c.attr<std::int64_t>("begin"), size = c.attr<std::int64_t>("size");
+  if (begin < 0 || size <= 0 || begin + size > x.shape[axis])
+    c.fail("begin " + std::to_string(begin) + " size " + std::to_string(size) +
+           " must lie inside dimension " + std::to_string(axis) + " of " + dims(x.shape));
+  Shape out = x.shape;
+  out[axis] = size;
+  return {x.dtype, out, std::nullopt};
+}
+
+TensorType rule_concat(OpCheck& c) {
+  const TensorType &a = c.operand(0), &b = c.operand(1);
+  for (std::size_t i = 0; i < 2; ++i)
+    if (c.operand(i).scale) c.fail_operand(i, c.operand(i).str() + " is block-scaled; concat takes unscaled tensors");
+  expect_same_dtype(c, 0, 1);
+  if (b.shape.size() != a.shape.size())
+    c.fail_operand(1, "rank " + std::to_string(b.shape.size()) + " differs from operand a's " +
+                          std::to_string(a.shape.size()));
+  const std::int64_t axis = resolve_axis(c, a.shape.size());
+  Shape out = a.shape;
+  for (std::size_t d = 0; d < out.size(); ++d) {
+    if (static_cast<std::int64_t>(d) == axis) {
+      out[d] = a.shape[d] + b.shape[d];
+    } else if (a.shape[d] != b.shape[d] && a.shape[d] != 1 && b.shape[d] != 1) {
+      c.fail_operand(1, "dimension " + std::to_string(d) + " is " + std::to_string(b.shape[d]) +
+                            ", operand a's is " + std::to_string(a.shape[d]) +
+                            "; they must be equal or one of them 1 (broadcast)");
+    } else {
+      out[d] = std::max(a.shape[d], b.shape[d]);
+    }
+  }
+  return {a.dtype, out, std::nullopt};
+}
+
+// ---- mixture of experts ----
+
+TensorType rule_moe_topk(OpCheck& c) {
+  expect_rank(c, 0, 2);
+  expect_dtype(c, 0, DType::f32);
+  expect_rank(c, 1, 1);
+  expect_dtype(c, 1, DType::f32);
+  const std::int64_t tokens = c.operand(0).shape[0], experts = c.operand(0).shape[1];
+  expect_dim(c, 1, 0, experts, "operand logits' experts");
+  const std::int64_t k = int_attr_at_least(c, "k", 1);
+  const std::int64_t groups = int_attr_at_least(c, "groups", 1);
+  const std::int64_t top = int_attr_at_least(c, "top_groups", 1);
+  if (experts % groups != 0)
+    c.fail("groups " + std::to_string(groups) + " does not divide the " + std::to_string(experts) + " experts");
+  if (top > groups)
+    c.fail("top_groups " + std::to_string(top) + " exceeds groups " + std::to_string(groups));
+  if (k > top * (experts / groups))
+    c.fail("k " + std::to_string(k) + " exceeds the " + std::to_string(top * (experts / groups)) +
+           " experts of the top_groups groups");
+  return {DType::i32, {tokens, k}, std::nullopt};
+}
+
+TensorType rule_moe_weights(OpCheck& c) {
+  expect_rank(c, 0, 2);
+  expect_dtype(c, 0, DType::f32);
+  expect_rank(c, 1, 2);
+  expect_dtype(c, 1, DType::i32);
+  expect_dim(c, 1, 0, c.operand(0).shape[0], "operand logits' tokens");
+  const double scale = c.attr<double>("scale");
+  if (!(std::isfinite(scale) && scale > 0)) c.fail("scale " + attr_text(scale) + " must be finite and > 0");
+  return {DType::f32, c.operand(1).shape, std::nullopt};
+}
+
+TensorType rule_moe_plan(OpCheck& c) {
+  expect_rank(c, 0, 2);
+  expect_dtype(c, 0, DType::i32);
+  const std::int64_t experts = int_attr_at_least(c, "num_experts", 1);
+  const std::int64_t align = int_attr_at_least(c, "align", 1);
+  const Shape& s = c.operand(0).shape;
+  if (s[1] > experts)
+    c.fail_operand(0, "k=" + std::to_string(s[1]) + " exceeds num_experts " + std::to_string(experts));
+  return {DType::i32, {3, moe_plan_rows(s[0], s[1], experts, align)}, std::nullopt};
+}
+
+void expect_plan(OpCheck& c, std::size_t i) {
+  expect_rank(c, i, 2);
+  expect_dtype(c, i, DType::i32);
+  if (c.operand(i).shape[0] != 3)
+    c.fail_operand(i, "shape " + dims(c.operand(i).shape) + " is not a moe_plan [3, rows]");
+}
+
+TensorType rule_moe_gather(OpCheck& c) {
+  expect_rank(c, 0, 2);
+  expect_float(c, 0);
+  expect_plan(c, 1);
+  return {c.operand(0).dtype, {c.operand(1).shape[1], c.operand(0).shape[1]}, std::nullopt};
+}
+
+TensorType rule_gemm_fp8_grouped(OpCheck& c) {
+  expect_rank(c, 0, 2);
+  expect_rank(c, 1, 2);
+  expect_scaled_fp8(c, 0, kActivationBlock, "per-token 1x128 activation tiles");
+  expect_scaled_fp8(c, 1, kWeightBlock, "128x128 weight blocks");
+  expect_rank(c, 2, 1);
+  expect_dtype(c, 2, DType::i32);
+  const std::int64_t m = c.operand(0).shape[0], k = c.operand(0).shape[1];
+  const std::int64_t rows = c.operand(1).shape[0], kb = c.operand(1).shape[1];
+  const std::int64_t groups = int_attr_at_least(c, "groups", 1);
+  int_attr_at_least(c, "align", 1);
+  if (kb != k)
+    c.fail_operand(1, "K=" + std::to_string(kb) + " differs from operand a's K=" + std::to_string(k));
+  if (k % 128 != 0) c.fail_operand(0, "K=" + std::to_string(k) + " is not a multiple of 128");
+  if (rows % groups != 0 || (rows / groups) % 128 != 0)
+    c.fail_operand(1, std::to_string(rows) + " rows are not groups=" + std::to_string(groups) +
+                          " weights of N rows with N a multiple of 128");
+  expect_dim(c, 2, 0, m, "operand a's M");
+  DType out = out_dtype_in(c, {DType::bf16, DType::f32}, "bf16 or f32");
+  return {out, {m, rows / groups}, std::nullopt};
+}
+
+TensorType rule_moe_combine(OpCheck& c) {
+  expect_rank(c, 0, 2);
+  expect_float(c, 0);
+  expect_plan(c, 1);
+  expect_rank(c, 2, 2);
+  expect_dtype(c, 2, DType::f32);
+  const Shape &y = c.operand(0).shape, &plan = c.operand(1).shape, &w = c.operand(2).shape;
+  if (plan[1] != y[0])
+    c.fail_operand(1, "rows=" + std::to_string(plan[1]) + " differs from operand y's " + std::to_string(y[0]));
+  if (w[0] * w[1] > plan[1])
+    c.fail_operand(2, "holds " + std::to_string(w[0] * w[1]) + " choices, more than the plan's " +
+                          std::to_string(plan[1]) + " rows");
+  return {c.operand(0).dtype, {w[0], y[1]}, std::nullopt};
 }
 
 TensorType rule_reshape(OpCheck& c) {

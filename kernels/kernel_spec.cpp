@@ -28,6 +28,11 @@ class Line {
   Line& field(std::string_view key, BlockShape b) {
     return put(key, std::to_string(b.rows) + "x" + std::to_string(b.cols));
   }
+  Line& field(std::string_view key, const Shape& s) {
+    std::string text;
+    for (std::size_t i = 0; i < s.size(); ++i) text += (i ? "x" : "") + std::to_string(s[i]);
+    return put(key, text);
+  }
   Line& field(std::string_view key, const TileConfig& t) {
     return put(key, std::to_string(t.m) + "x" + std::to_string(t.n) + "x" + std::to_string(t.k) +
                         "s" + std::to_string(t.stages));
@@ -54,6 +59,15 @@ struct Name {
   std::string_view operator()(const AddProblem&) const { return "add"; }
   std::string_view operator()(const QuantizeProblem&) const { return "quantize_fp8"; }
   std::string_view operator()(const DequantizeProblem&) const { return "dequantize"; }
+  std::string_view operator()(const RopeProblem&) const { return "rope"; }
+  std::string_view operator()(const SliceProblem&) const { return "slice"; }
+  std::string_view operator()(const ConcatProblem&) const { return "concat"; }
+  std::string_view operator()(const MoeTopkProblem&) const { return "moe_topk"; }
+  std::string_view operator()(const MoeWeightsProblem&) const { return "moe_weights"; }
+  std::string_view operator()(const MoePlanProblem&) const { return "moe_plan"; }
+  std::string_view operator()(const MoeGatherProblem&) const { return "moe_gather"; }
+  std::string_view operator()(const GemmFp8GroupedProblem&) const { return "gemm_fp8_grouped"; }
+  std::string_view operator()(const MoeCombineProblem&) const { return "moe_combine"; }
 };
 
 // The problem's fields, in declaration order.
@@ -89,6 +103,41 @@ struct Fields {
   void operator()(const DequantizeProblem& p) const {
     line.field("rows", p.rows).field("cols", p.cols).field("in", p.in_dtype).field("block", p.block)
         .field("scale", p.scale_dtype).field("out", p.out_dtype);
+  }
+  void operator()(const RopeProblem& p) const {
+    line.field("tokens", p.tokens).field("heads", p.heads).field("dim", p.dim).field("rot", p.rot)
+        .field("theta", p.theta).field("dtype", p.dtype);
+  }
+  void operator()(const SliceProblem& p) const {
+    line.field("outer", p.outer).field("axis_len", p.in_axis).field("inner", p.inner)
+        .field("begin", p.begin).field("size", p.size).field("dtype", p.dtype);
+  }
+  void operator()(const ConcatProblem& p) const {
+    line.field("out", p.out_shape).field("a", p.a_shape).field("b", p.b_shape).field("axis", p.axis)
+        .field("dtype", p.dtype);
+  }
+  void operator()(const MoeTopkProblem& p) const {
+    line.field("tokens", p.tokens).field("experts", p.experts).field("k", p.k)
+        .field("groups", p.groups).field("top_groups", p.top_groups);
+  }
+  void operator()(const MoeWeightsProblem& p) const {
+    line.field("tokens", p.tokens).field("experts", p.experts).field("k", p.k).field("scale", p.scale);
+  }
+  void operator()(const MoePlanProblem& p) const {
+    line.field("tokens", p.tokens).field("k", p.k).field("experts", p.experts).field("align", p.align)
+        .field("rows", p.rows);
+  }
+  void operator()(const MoeGatherProblem& p) const {
+    line.field("tokens", p.tokens).field("rows", p.rows).field("dim", p.dim).field("dtype", p.dtype);
+  }
+  void operator()(const GemmFp8GroupedProblem& p) const {
+    line.field("m", p.m).field("n", p.n).field("k", p.k).field("groups", p.groups)
+        .field("align", p.align).field("a", p.a_dtype).field("b", p.b_dtype)
+        .field("sa", p.a_scale_dtype).field("sb", p.b_scale_dtype).field("out", p.out_dtype);
+  }
+  void operator()(const MoeCombineProblem& p) const {
+    line.field("tokens", p.tokens).field("k", p.k).field("rows", p.rows).field("dim", p.dim)
+        .field("dtype", p.dtype);
   }
 };
 

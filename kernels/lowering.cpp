@@ -39,6 +39,44 @@ std::optional<Problem> lower(const ir::Graph& g, const ir::Node& node) {
       return SiluMulProblem{rows_of(in(0).shape), out.shape.back(), in(0).dtype};
     case ir::OpKind::add:
       return AddProblem{in(0).numel(), in(0).dtype};
+    case ir::OpKind::rope: {
+      const Shape& x = in(0).shape;
+      return RopeProblem{x[0], x[1], x[2], node.attr<std::int64_t>("dims"),
+                         node.attr<double>("theta"), in(0).dtype};
+    }
+    case ir::OpKind::slice: {
+      const Shape& x = in(0).shape;
+      const auto axis = static_cast<std::size_t>(node.attr<std::int64_t>("axis"));
+      SliceProblem p{1, x[axis], 1, node.attr<std::int64_t>("begin"),
+                     node.attr<std::int64_t>("size"), in(0).dtype};
+      for (std::size_t d = 0; d < axis; ++d) p.outer *= x[d];
+      for (std::size_t d = axis + 1; d < x.size(); ++d) p.inner *= x[d];
+      return p;
+    }
+    case ir::OpKind::concat:
+      return ConcatProblem{out.shape, in(0).shape, in(1).shape, node.attr<std::int64_t>("axis"),
+                           in(0).dtype};
+    case ir::OpKind::moe_topk:
+      return MoeTopkProblem{in(0).shape[0], in(0).shape[1], node.attr<std::int64_t>("k"),
+                            node.attr<std::int64_t>("groups"), node.attr<std::int64_t>("top_groups")};
+    case ir::OpKind::moe_weights:
+      return MoeWeightsProblem{in(0).shape[0], in(0).shape[1], in(1).shape[1],
+                               node.attr<double>("scale")};
+    case ir::OpKind::moe_plan:
+      return MoePlanProblem{in(0).shape[0], in(0).shape[1], node.attr<std::int64_t>("num_experts"),
+                            node.attr<std::int64_t>("align"), out.shape[1]};
+    case ir::OpKind::moe_gather:
+      return MoeGatherProblem{in(0).shape[0], out.shape[0], in(0).shape[1], in(0).dtype};
+    case ir::OpKind::gemm_fp8_grouped: {
+      const std::int64_t groups = node.attr<std::int64_t>("groups");
+      return GemmFp8GroupedProblem{in(0).shape[0],      out.shape[1],       in(0).shape[1],
+                                   groups,              node.attr<std::int64_t>("align"),
+                                   in(0).dtype,         in(1).dtype,        in(0).scale->dtype,
+                                   in(1).scale->dtype,  out.dtype};
+    }
+    case ir::OpKind::moe_combine:
+      return MoeCombineProblem{in(2).shape[0], in(2).shape[1], in(0).shape[0], in(0).shape[1],
+                               in(0).dtype};
     case ir::OpKind::reshape:
       return std::nullopt;
   }

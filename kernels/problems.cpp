@@ -29,7 +29,23 @@ struct Flops {
   double operator()(const AddProblem& p) const { return static_cast<double>(p.numel); }
   double operator()(const QuantizeProblem& p) const { return 3.0 * p.rows * p.cols; }
   double operator()(const DequantizeProblem& p) const { return 1.0 * p.rows * p.cols; }
+  double operator()(const RopeProblem& p) const { return 3.0 * p.tokens * p.heads * p.rot; }
+  double operator()(const SliceProblem&) const { return 0; }
+  double operator()(const ConcatProblem&) const { return 0; }
+  double operator()(const MoeTopkProblem& p) const { return 4.0 * p.tokens * p.experts; }
+  double operator()(const MoeWeightsProblem& p) const { return 6.0 * p.tokens * p.k; }
+  double operator()(const MoePlanProblem&) const { return 0; }
+  double operator()(const MoeGatherProblem&) const { return 0; }
+  // Padding rows are counted: a kernel of this layout computes them (tiles of align rows).
+  double operator()(const GemmFp8GroupedProblem& p) const { return 2.0 * p.m * p.n * p.k; }
+  double operator()(const MoeCombineProblem& p) const { return 2.0 * p.tokens * p.k * p.dim; }
 };
+
+double numel_of(const Shape& s) {
+  double n = 1;
+  for (std::int64_t d : s) n *= static_cast<double>(d);
+  return n;
+}
 
 struct MinBytes {
   double operator()(const GemmFp8Problem& p) const {
@@ -59,6 +75,33 @@ struct MinBytes {
   double operator()(const DequantizeProblem& p) const {
     return bytes_of(p.in_dtype, 1.0 * p.rows * p.cols) + bytes_of(p.out_dtype, 1.0 * p.rows * p.cols) +
            scale_bytes(p.scale_dtype, p.rows, p.cols, p.block);
+  }
+  double operator()(const RopeProblem& p) const {
+    return bytes_of(p.dtype, 2.0 * p.tokens * p.heads * p.dim) + 4.0 * p.tokens;
+  }
+  double operator()(const SliceProblem& p) const {
+    return bytes_of(p.dtype, 2.0 * p.outer * p.size * p.inner);
+  }
+  double operator()(const ConcatProblem& p) const {
+    return bytes_of(p.dtype, numel_of(p.out_shape) + numel_of(p.a_shape) + numel_of(p.b_shape));
+  }
+  double operator()(const MoeTopkProblem& p) const {
+    return 4.0 * p.tokens * p.experts + 4.0 * p.experts + 4.0 * p.tokens * p.k;
+  }
+  double operator()(const MoeWeightsProblem& p) const { return 4.0 * 3 * p.tokens * p.k; }
+  double operator()(const MoePlanProblem& p) const { return 4.0 * p.tokens * p.k + 4.0 * 3 * p.rows; }
+  double operator()(const MoeGatherProblem& p) const {
+    return bytes_of(p.dtype, 1.0 * (p.tokens + p.rows) * p.dim) + 4.0 * p.rows;
+  }
+  double operator()(const GemmFp8GroupedProblem& p) const {
+    // Every expert's weights once (a routed batch touches all of them at large M).
+    return bytes_of(p.a_dtype, 1.0 * p.m * p.k) + bytes_of(p.b_dtype, 1.0 * p.groups * p.n * p.k) +
+           scale_bytes(p.a_scale_dtype, p.m, p.k, kActivationBlock) +
+           scale_bytes(p.b_scale_dtype, p.groups * p.n, p.k, kWeightBlock) + 4.0 * p.m +
+           bytes_of(p.out_dtype, 1.0 * p.m * p.n);
+  }
+  double operator()(const MoeCombineProblem& p) const {
+    return bytes_of(p.dtype, 1.0 * (p.tokens * p.k + p.tokens) * p.dim) + 8.0 * p.tokens * p.k;
   }
 };
 

@@ -13,6 +13,7 @@
 
 #include "anychip/dtype.hpp"
 #include "anychip/quantize.hpp"
+#include "anychip/tensor.hpp"
 
 namespace anychip::kernels {
 
@@ -90,8 +91,101 @@ struct DequantizeProblem {
   friend bool operator==(const DequantizeProblem&, const DequantizeProblem&) = default;
 };
 
+// x [tokens, heads, dim] dtype, pos i32 [tokens] -> y like x. Within each head, the last
+// `rot` columns (rot even, <= dim; the first dim - rot are copied) are pairs
+// (x[c+2i], x[c+2i+1]), c = dim - rot, rotated by the angle pos[t] * theta^(-2i/rot):
+//   y[c+2i] = x[c+2i] cos - x[c+2i+1] sin,  y[c+2i+1] = x[c+2i] sin + x[c+2i+1] cos.
+struct RopeProblem {
+  std::int64_t tokens = 0, heads = 0, dim = 0, rot = 0;
+  double theta = 10000;
+  DType dtype = DType::bf16;
+  friend bool operator==(const RopeProblem&, const RopeProblem&) = default;
+};
+
+// Copies a box: the input viewed as [outer, in_axis, inner] (axis dimension in the middle,
+// in elements of dtype) -> [outer, size, inner], taking axis positions begin..begin+size.
+struct SliceProblem {
+  std::int64_t outer = 1, in_axis = 0, inner = 1, begin = 0, size = 0;
+  DType dtype = DType::f32;  // any unscaled dtype (the copy moves bytes)
+  friend bool operator==(const SliceProblem&, const SliceProblem&) = default;
+};
+
+// out [dims...] = a and b joined along `axis`. Both inputs and the output are viewed with
+// the output's rank; a_shape / b_shape are the inputs' shapes, where a dimension other
+// than `axis` is either the output's or 1 (broadcast).
+struct ConcatProblem {
+  Shape out_shape;
+  Shape a_shape, b_shape;
+  std::int64_t axis = 0;  // resolved, 0 <= axis < rank
+  DType dtype = DType::f32;
+  friend bool operator==(const ConcatProblem&, const ConcatProblem&) = default;
+};
+
+// DeepSeek-V3's router selection. logits f32 [tokens, experts], bias f32 [experts] ->
+// i32 [tokens, k]. key[e] = sigmoid(logits[t,e]) + bias[e]. The experts form `groups`
+// equal groups; a group's score is the sum of its two largest keys (its one key when
+// groups == experts); the top_groups groups of largest score are kept; of their experts
+// the k of largest key are chosen, written best first (ties: lower index first).
+struct MoeTopkProblem {
+  std::int64_t tokens = 0, experts = 0, k = 0, groups = 1, top_groups = 1;
+  friend bool operator==(const MoeTopkProblem&, const MoeTopkProblem&) = default;
+};
+
+// logits f32 [tokens, experts], chosen i32 [tokens, k] -> f32 [tokens, k]:
+// w[t,j] = scale * s_j / sum_j s_j, s_j = sigmoid(logits[t, chosen[t,j]]).
+struct MoeWeightsProblem {
+  std::int64_t tokens = 0, experts = 0, k = 0;
+  double scale = 1;
+  friend bool operator==(const MoeWeightsProblem&, const MoeWeightsProblem&) = default;
+};
+
+// The padded contiguous layout of routed tokens (DeepGEMM's "contiguous" grouped layout).
+// chosen i32 [tokens, k] -> plan i32 [3, rows] with rows = ir::moe_plan_rows(...):
+//   plan[0, r]: the expert of row r, or -1 for a padding row;
+//   plan[1, r]: the token whose activations row r carries, or -1;
+//   plan[2, s]: for s = t*k + j < tokens*k, the row that carries (t, j); -1 beyond.
+// Experts in ascending order, each expert's rows in token order, each expert's block
+// starting at a multiple of align; the rows after the last block are padding.
+struct MoePlanProblem {
+  std::int64_t tokens = 0, k = 0, experts = 0, align = 128;
+  std::int64_t rows = 0;  // ir::moe_plan_rows(tokens, k, experts, align)
+  friend bool operator==(const MoePlanProblem&, const MoePlanProblem&) = default;
+};
+
+// x [tokens, dim] dtype, plan i32 [3, rows] -> [rows, dim]: row r = x[plan[1,r]], 0 if -1.
+struct MoeGatherProblem {
+  std::int64_t tokens = 0, rows = 0, dim = 0;
+  DType dtype = DType::bf16;
+  friend bool operator==(const MoeGatherProblem&, const MoeGatherProblem&) = default;
+};
+
+// Grouped block-scaled FP8 GEMM. A fp8 [m, k] 1x128 scales; B fp8 [groups*n, k] 128x128
+// scales (group g's weight is rows g*n .. g*n+n-1; n % 128 == 0); group i32 [m]:
+// D[r,:] = A[r,:] B_g^T (scaled as GemmFp8Problem) with g = group[r], or 0 when g == -1.
+// Contract (DeepGEMM's contiguous layout, what moe_plan writes): a row r with
+// r % align != 0 has the group of row r - 1, so an align-row tile never mixes groups.
+// Kernels may rely on it; they report a group out of range or a broken contract.
+struct GemmFp8GroupedProblem {
+  std::int64_t m = 0, n = 0, k = 0, groups = 1, align = 128;
+  DType a_dtype = DType::f8e4m3, b_dtype = DType::f8e4m3;
+  DType a_scale_dtype = DType::ue8m0, b_scale_dtype = DType::ue8m0;
+  DType out_dtype = DType::bf16;
+  friend bool operator==(const GemmFp8GroupedProblem&, const GemmFp8GroupedProblem&) = default;
+};
+
+// y [rows, dim] dtype, plan i32 [3, rows], weights f32 [tokens, k] -> [tokens, dim] dtype:
+// out[t] = sum_j weights[t,j] * y[plan[2, t*k+j]], summed in fp32 or wider.
+struct MoeCombineProblem {
+  std::int64_t tokens = 0, k = 0, rows = 0, dim = 0;
+  DType dtype = DType::bf16;
+  friend bool operator==(const MoeCombineProblem&, const MoeCombineProblem&) = default;
+};
+
 using Problem = std::variant<GemmFp8Problem, GemmProblem, AttentionProblem, RmsNormProblem,
-                             SiluMulProblem, AddProblem, QuantizeProblem, DequantizeProblem>;
+                             SiluMulProblem, AddProblem, QuantizeProblem, DequantizeProblem,
+                             RopeProblem, SliceProblem, ConcatProblem, MoeTopkProblem,
+                             MoeWeightsProblem, MoePlanProblem, MoeGatherProblem,
+                             GemmFp8GroupedProblem, MoeCombineProblem>;
 
 // FLOPs and the bytes that a kernel must move at least once (for TFLOP/s, GB/s, roofline).
 double problem_flops(const Problem& p);

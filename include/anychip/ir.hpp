@@ -105,6 +105,21 @@ class Graph {
   ValueId silu_mul(ValueId x, std::string name = "");
   ValueId add(ValueId a, ValueId b, std::string name = "");
   ValueId reshape(ValueId x, Shape shape, std::string name = "");
+  ValueId rope(ValueId x, ValueId pos, std::optional<std::int64_t> dims = std::nullopt,
+               double theta = 10000, std::string name = "");
+  ValueId slice(ValueId x, std::int64_t axis, std::int64_t begin, std::int64_t size,
+                std::string name = "");
+  ValueId concat(ValueId a, ValueId b, std::int64_t axis, std::string name = "");
+  ValueId moe_topk(ValueId logits, ValueId bias, std::int64_t k, std::int64_t groups = 1,
+                   std::int64_t top_groups = 1, std::string name = "");
+  ValueId moe_weights(ValueId logits, ValueId experts, double scale = 1, std::string name = "");
+  ValueId moe_plan(ValueId experts, std::int64_t num_experts, std::int64_t align = 128,
+                   std::string name = "");
+  ValueId moe_gather(ValueId x, ValueId plan, std::string name = "");
+  ValueId gemm_fp8_grouped(ValueId a, ValueId b, ValueId group, std::int64_t groups,
+                           DType out_dtype = DType::bf16, std::int64_t align = 128,
+                           std::string name = "");
+  ValueId moe_combine(ValueId y, ValueId plan, ValueId weights, std::string name = "");
 
   // Marks a value as a graph output (in call order).
   void output(ValueId v);
@@ -128,6 +143,16 @@ class Graph {
   std::vector<ValueId> inputs_;
   std::vector<ValueId> outputs_;
 };
+
+// The rows of a moe_plan: every (token, choice), plus up to align - 1 padding rows for
+// each expert that can be chosen, rounded up to align.
+constexpr std::int64_t moe_plan_rows(std::int64_t tokens, std::int64_t k, std::int64_t experts,
+                                     std::int64_t align) {
+  const std::int64_t choices = tokens * k;
+  const std::int64_t used = experts < choices ? experts : choices;
+  const std::int64_t rows = choices + used * (align - 1);
+  return (rows + align - 1) / align * align;
+}
 
 // Checks the rules that concern the whole graph (it has an output, ...); op rules are
 // checked by Graph::add. Throws InvalidGraph.

@@ -5,6 +5,7 @@
 
 #include "anychip/error.hpp"
 #include "kernels/cpu/cpu_kernels.hpp"
+#include "kernels/kernel_spec.hpp"
 
 namespace anychip::kernels::cpu {
 namespace {
@@ -43,6 +44,8 @@ void run(const Problem& problem, std::span<const ConstOperand> in, Operand out) 
         } else if constexpr (std::is_same_v<P, QuantizeProblem>) {
           require_inputs("quantize_fp8", in, 1);
           quantize_fp8(p, in[0], out);
+        } else if constexpr (!std::is_same_v<P, DequantizeProblem>) {
+          throw Error(ErrorCode::Unsupported, "cpu: " + std::string(op_name(problem)) + " is not implemented yet");
         } else {
           static_assert(std::is_same_v<P, DequantizeProblem>);
           require_inputs("dequantize", in, 1);

@@ -498,8 +498,9 @@ Rendered render_op(const KernelSpec& spec, const Target& target) {
                       "  anychip::silu_mul<" +
                       args({i64(p.rows), i64(p.dim), std::to_string(t.n), std::to_string(t.k), tag(p.dtype)}) +
                       ">(x, y);\n}\n";
+        } else if constexpr (!std::is_same_v<P, AddProblem>) {
+          throw Error(ErrorCode::Internal, "cuda: no kernel template for " + describe(spec));
         } else {
-          static_assert(std::is_same_v<P, AddProblem>);
           r.file = "elementwise.cuh";
           r.wrapper = "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(t.m) +
                       ") anychip_add(const void* __restrict__ a, const void* __restrict__ b, void* __restrict__ y) {\n"
@@ -607,6 +608,8 @@ std::string check(const KernelSpec& spec, const Target& target) {
         } else if constexpr (std::is_same_v<P, SiluMulProblem>) {
           if (std::string why = dtype_float(p.dtype, "dtype"); !why.empty()) return why;
           return elementwise_check(t, p.rows * p.dim / std::max(1, t.n), true, p.dim);
+        } else if constexpr (!std::is_same_v<P, AddProblem>) {
+          return "the CUDA backend has no " + std::string(op_name(spec.problem)) + " kernel yet";
         } else {
           if (std::string why = dtype_float(p.dtype, "dtype"); !why.empty()) return why;
           if (t.n != 8) return "tile n (chunk) must be 8 (the tail is handled apart)";
@@ -704,6 +707,8 @@ LaunchPlan launch_plan(const KernelSpec& spec, const Target& target) {
           s.block = dims(t.m);
           s.params = {param(K::InputData, 0), param(K::OutputData)};
           plan.scaled_inputs = {false};
+        } else if constexpr (!std::is_same_v<P, AddProblem>) {
+          throw Error(ErrorCode::Internal, "cuda: no launch plan for " + describe(spec));
         } else {
           s.kernel = "anychip_add";
           // One more chunk than whole chunks: its thread adds the tail.

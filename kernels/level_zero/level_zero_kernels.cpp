@@ -116,8 +116,10 @@ std::string wanted(const Problem& problem) {
           return "add " + n(p.dtype);
         } else if constexpr (std::is_same_v<P, QuantizeProblem>) {
           return "quantize_fp8 " + n(p.in_dtype) + " -> " + n(p.out_dtype) + " with " + n(p.scale_dtype) + " scales";
-        } else {
+        } else if constexpr (std::is_same_v<P, DequantizeProblem>) {
           return "dequantize " + n(p.in_dtype) + " with " + n(p.scale_dtype) + " scales -> " + n(p.out_dtype);
+        } else {
+          return std::string(op_name(Problem{p}));
         }
       },
       problem);
@@ -167,8 +169,10 @@ std::vector<ShapeArg> shape_args(const Problem& problem) {
           return {i32("ROWS", p.rows), i32("DIM", p.dim)};
         } else if constexpr (std::is_same_v<P, AddProblem>) {
           return {u64("NUMEL", p.numel)};
-        } else {
+        } else if constexpr (std::is_same_v<P, QuantizeProblem> || std::is_same_v<P, DequantizeProblem>) {
           return {i32("ROWS", p.rows), i32("COLS", p.cols), i32("BR", p.block.rows), i32("BC", p.block.cols)};
+        } else {
+          return {};  // ops without a Level Zero kernel (compiled_form says so)
         }
       },
       problem);

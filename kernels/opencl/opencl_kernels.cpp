@@ -312,6 +312,8 @@ std::string dtype_check(const Problem& problem) {
           if (!is_f(p.in_dtype) || !is_fp8(p.out_dtype) || !is_scale_dtype(p.scale_dtype))
             return "quantizes f32/bf16/f16 to f8e4m3/f8e5m2 with f32/ue8m0 scales";
           if (p.block.rows <= 0 || p.block.cols <= 0) return "block dimensions must be positive";
+        } else if constexpr (!std::is_same_v<P, DequantizeProblem>) {
+          return "the OpenCL backend has no " + std::string(op_name(problem)) + " kernel yet";
         } else {
           if (!is_fp8(p.in_dtype) || !is_f(p.out_dtype) || !is_scale_dtype(p.scale_dtype))
             return "dequantizes f8e4m3/f8e5m2 with f32/ue8m0 scales to f32/bf16/f16";
@@ -348,6 +350,12 @@ struct Renderer {
   const Target& target;
   Defines d;
   std::string file;
+
+  // Ops without an OpenCL kernel; check() (dtype_check) reports them before rendering.
+  template <typename P>
+  void operator()(const P&) {
+    throw Error(ErrorCode::Internal, "opencl: no kernel source for " + std::string(op_name(Problem{P{}})));
+  }
 
   void operator()(const GemmFp8Problem& p) {
     d.def("GEMM_FP8", 1).def("A_FP8", float_name(p.a_dtype)).def("B_FP8", float_name(p.b_dtype))
@@ -548,7 +556,7 @@ Launch launch(const KernelSpec& spec, const Target& target) {
           l.global[1] = static_cast<std::size_t>(scale_rows(p.rows, p.block));
           l.scaled_inputs = {false};
           l.scaled_output = true;
-        } else {
+        } else if constexpr (std::is_same_v<P, DequantizeProblem>) {
           l.kernel = "dequantize";
           l.local[0] = static_cast<std::size_t>(t.m);
           l.global[0] = elementwise_groups(p.rows * p.cols, t) * l.local[0];

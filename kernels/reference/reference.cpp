@@ -4,6 +4,7 @@
 // written unrounded. Loops are the plain definitions of the ops; only the outermost
 // loop over output rows runs in parallel, which never changes a result.
 #include "kernels/reference/reference.hpp"
+#include "kernels/kernel_spec.hpp"
 
 #include <oneapi/tbb/blocked_range.h>
 #include <oneapi/tbb/parallel_for.h>
@@ -334,6 +335,8 @@ void run(const Problem& problem, std::span<const ConstOperand> in, double* out) 
         } else if constexpr (std::is_same_v<P, QuantizeProblem>) {
           require_inputs("quantize_fp8", in, 1);
           quantize_fp8(p, in[0], out);
+        } else if constexpr (!std::is_same_v<P, DequantizeProblem>) {
+          throw Error(ErrorCode::Unsupported, "reference: " + std::string(op_name(problem)) + " is not implemented yet");
         } else {
           static_assert(std::is_same_v<P, DequantizeProblem>);
           require_inputs("dequantize", in, 1);

@@ -47,7 +47,12 @@ std::vector<std::string> operand_names(const Problem& p) {
     V operator()(const QuantizeProblem&) const { return {"x", "q", "q scales"}; }
     V operator()(const DequantizeProblem&) const { return {"q", "q scales", "y"}; }
   };
-  return std::visit(Names{}, p);
+  return std::visit(
+      [](const auto& q) -> std::vector<std::string> {
+        if constexpr (std::is_invocable_v<Names, decltype(q)>) return Names{}(q);
+        else return {};  // ops not lowered yet
+      },
+      p);
 }
 
 }  // namespace

@@ -78,7 +78,7 @@ const BadText kBadTexts[] = {
     {"UnknownDtype", "graph @g {\n  %x: f64[2] = input\n  return %x\n}\n",
      "t.acir:2:7: unknown dtype 'f64' (f32, bf16, f16, f8e4m3, f8e5m2, ue8m0, i32)"},
     {"UnknownOp", "graph @g {\n  %x: f32[2, 2] = input\n  %y = matmul(%x, %x)\n  return %y\n}\n",
-     "t.acir:3:8: unknown op 'matmul' (ops: gemm_fp8, gemm, attention, quantize_fp8, dequantize, rmsnorm, silu_mul, add, reshape)"},
+     "t.acir:3:8: unknown op 'matmul' (ops: gemm_fp8, gemm, attention, quantize_fp8, dequantize, rmsnorm, silu_mul, add, rope, slice, concat, moe_topk, moe_weights, moe_plan, moe_gather, gemm_fp8_grouped, moe_combine, reshape)"},
     {"UndefinedValue", "graph @g {\n  %x: f32[2, 2] = input\n  %y = add(%x, %z)\n  return %y\n}\n",
      "t.acir:3:16: %z is not defined (values are defined before use)"},
     {"UnknownAttribute", "graph @g {\n  %x: f32[2, 2] = input\n  %y = add(%x, %x) {alpha = 2}\n  return %y\n}\n",
