@@ -7,15 +7,17 @@
 // (offsets into the buffer, end one past the last byte; data row-major, little-endian),
 // plus an optional "__metadata__" object of string -> string.
 //
-// Reading enforces every rule of the format, as the reference implementation (the Rust
-// crate, 0.6) does, and a few it leaves implicit; a file that breaks one is rejected with
-// ErrorCode::ParseError and a message naming the file, the tensor and the rule:
+// Reading enforces the rules of the format's README and of the reference implementation
+// (the Rust crate, tensor.rs), and is stricter than that crate in three places, marked
+// (*), where it follows the README or this project's rule that an unknown key is an error.
+// A file that breaks one is rejected with ErrorCode::ParseError and a message naming the
+// file, the tensor and the rule:
 //   - N <= kSafetensorsMaxHeaderBytes (100,000,000) and 8 + N <= the file's size;
-//   - the header begins with '{', is one JSON object, and is followed only by spaces
-//     (0x20, the padding writers use to align the buffer); no key appears twice in any
-//     object (a duplicate tensor name would silently shadow another);
+//   - the header begins with '{' (*), is one JSON object, and is followed only by spaces
+//     (*) (0x20, the padding writers use to align the buffer); no key appears twice in
+//     any object (a duplicate tensor name would silently shadow another);
 //   - "__metadata__", when present, is an object whose values are all strings;
-//   - every other entry is an object with exactly "dtype" (a name of the format's list,
+//   - every other entry is an object with exactly (*) "dtype" (a name of the format's list,
 //     safetensors_dtypes()), "shape" (non-negative integers) and "data_offsets" (two
 //     integers, begin <= end);
 //   - end - begin is the tensor's size (elements x bits / 8, a whole number of bytes);

@@ -288,6 +288,8 @@ try:
     from safetensors.torch import save_file as save_torch
 except ImportError:
     sys.exit(0)
+if not hasattr(torch, "float8_e4m3fn"):
+    sys.exit(0)
 g = torch.Generator().manual_seed(seed)
 w = (torch.rand((200, 300), generator=g) * 2 - 1) * 400
 s = torch.rand((2, 3), generator=g) + 0.5
