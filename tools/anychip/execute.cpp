@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "anychip/progress.hpp"
 #include "tools/anychip/cli.hpp"
 
 namespace anychip::cli {
@@ -57,9 +58,14 @@ RunResult execute(const ir::Graph& graph, const RunOptions& opt) {
   Device device = Device::open(opt.device, dopts);
   if (opt.no_data && !simulated(opt.device))
     throw Error(ErrorCode::InvalidArgument, "--no-data models time only on simulated devices (sim:*), not " + opt.device);
+  // On a terminal, a line on stderr says which phase a long run is in (a large graph on
+  // a simulator takes minutes); stdout stays for the table or the JSON.
+  Progress progress(opt.device);
+  progress.show("compiling");
   CompileOptions copts;
   copts.use_cache = !opt.no_cache;
   Executable exe = compile(graph, device, copts);
+  progress.show(opt.no_data ? "allocating inputs" : "uploading random inputs");
   Stream stream = device.create_stream();
   std::vector<Tensor> inputs;
   std::uint64_t seed = opt.seed;
@@ -79,7 +85,9 @@ RunResult execute(const ir::Graph& graph, const RunOptions& opt) {
   const auto& kernels = exe.kernels();
   std::vector<std::vector<double>> per_kernel(kernels.size());
   std::vector<double> totals, host;
+  progress.set_total(static_cast<std::size_t>(warmup + repeats));
   for (int i = 0; i < warmup + repeats; ++i) {
+    progress.step(i < warmup ? "warm-up run" : "timed run");
     if (i == warmup + repeats - 1) device.take_trace();  // the trace covers the last run only
     auto t0 = std::chrono::steady_clock::now();
     exe.run(stream, inputs, outputs);
@@ -99,7 +107,11 @@ RunResult execute(const ir::Graph& graph, const RunOptions& opt) {
   r.host_seconds = median(host);
   std::vector<std::map<std::string, double>> counters = exe.last_kernel_counters(stream);
   std::vector<KernelCheck> checks;
-  if (opt.check) checks = exe.check_last_run(stream);
+  if (opt.check) {
+    progress.set_total(0);
+    progress.show("checking " + std::to_string(kernels.size()) + " kernels against the float64 reference");
+    checks = exe.check_last_run(stream);
+  }
   for (std::size_t k = 0; k < kernels.size(); ++k) {
     KernelRow row{kernels[k], median(per_kernel[k]), counters[k], std::nullopt};
     if (opt.check) {
@@ -108,6 +120,7 @@ RunResult execute(const ir::Graph& graph, const RunOptions& opt) {
     }
     r.kernels.push_back(std::move(row));
   }
+  progress.clear();
   if (!opt.trace_path.empty()) {
     std::string trace = device.take_trace();
     if (trace.empty()) {

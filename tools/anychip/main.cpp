@@ -2,6 +2,7 @@
 // It uses the public API (include/anychip) only.
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 
@@ -10,6 +11,7 @@
 
 #include "anychip/anychip.hpp"
 #include "anychip/conformance.hpp"
+#include "anychip/report.hpp"
 #include "tools/anychip/cli.hpp"
 #include "tools/anychip/suite.hpp"
 
@@ -55,7 +57,39 @@ int cmd_devices(bool as_json) {
   return 0;
 }
 
-int cmd_run(const std::string& file, const RunOptions& opt, const std::vector<std::string>& compare) {
+// A run as the HTML report takes it: median times, the device's roofs.
+ac::ReportRun report_run(const RunResult& r, const RunOptions& opt) {
+  ac::ReportRun run;
+  run.device = r.info;
+  for (const KernelRow& k : r.kernels) {
+    run.kernels.push_back(k.info);
+    run.seconds.push_back(k.seconds);
+    run.counters.push_back(k.counters);
+    if (k.check) run.checks.push_back(*k.check);
+  }
+  run.ceilings = ac::device_ceilings(r.info);
+  if (opt.no_data) run.note = "timing only";
+  else if (r.repeats > 1) run.note = "median of " + std::to_string(r.repeats) + " runs";
+  return run;
+}
+
+void write_run_report(const std::string& path, const std::string& file, const ac::ir::Graph& graph,
+                      const std::vector<RunResult>& runs, const RunOptions& opt) {
+  ac::Report report;
+  report.title = "@" + graph.name() + " on ";
+  for (std::size_t i = 0; i < runs.size(); ++i) report.title += (i ? (i + 1 == runs.size() ? " and " : ", ") : "") + runs[i].device;
+  char date[32] = "";
+  const std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
+  report.subtitle = "anychip run " + file + (opt.no_data ? ", timing only" : "") +
+                    (opt.check ? ", every kernel checked against the float64 reference" : "") + " \u00b7 " + date;
+  ac::ReportSection& section = report.add_section("graph @" + graph.name());
+  for (const RunResult& r : runs) section.runs.push_back(report_run(r, opt));
+  ac::write_html_report(path, report);
+}
+
+int cmd_run(const std::string& file, const RunOptions& opt, const std::vector<std::string>& compare,
+            const std::string& report_path) {
   ac::ir::Graph graph = ac::ir::parse_file(file);
   std::vector<RunResult> runs{execute(graph, opt)};
   for (const std::string& d : compare) {
@@ -66,6 +100,16 @@ int cmd_run(const std::string& file, const RunOptions& opt, const std::vector<st
   }
   bool ok = true;
   for (const RunResult& r : runs) ok = ok && r.ok;
+  // The report is written before the table is printed and its error after, so that a bad
+  // path costs neither the run's output nor a clear message at the end of it.
+  std::string report_error;
+  if (!report_path.empty()) {
+    try {
+      write_run_report(report_path, file, graph, runs, opt);
+    } catch (const ac::Error& e) {
+      report_error = e.what();
+    }
+  }
   if (opt.json) {
     json devices = json::array();
     for (const RunResult& r : runs) {
@@ -79,6 +123,7 @@ int cmd_run(const std::string& file, const RunOptions& opt, const std::vector<st
     out["graph"] = graph.name();
     if (runs.size() > 1) out["compare"] = json(std::vector<json>(devices.begin() + 1, devices.end()));
     out["ok"] = opt.check ? json(ok) : json(nullptr);
+    if (!report_path.empty()) out["report"] = report_error.empty() ? json(report_path) : json(nullptr);
     std::cout << out.dump(2) << "\n";
   } else {
     const RunResult& first = runs.front();
@@ -97,6 +142,12 @@ int cmd_run(const std::string& file, const RunOptions& opt, const std::vector<st
       }
     }
     if (!opt.trace_path.empty()) std::printf("trace of the %s run: %s (open it in ui.perfetto.dev)\n", opt.device.c_str(), opt.trace_path.c_str());
+    if (!report_path.empty() && report_error.empty()) std::printf("report: %s (open it in a browser)\n", report_path.c_str());
+  }
+  if (!report_error.empty()) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "anychip: error: %s\n", report_error.c_str());
+    return 1;
   }
   return ok ? 0 : 1;
 }
@@ -243,6 +294,9 @@ int main(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "run a .acir graph on random inputs");
   run->add_option("file", run_file, ".acir graph")->required()->check(CLI::ExistingFile);
   run->add_option("--compare", compare, "also run on these devices and show them side by side")->delimiter(',');
+  std::string run_report;
+  run->add_option("--report", run_report,
+                  "write a self-contained HTML report here: kernel tables, rooflines, pipe utilization, devices side by side");
   add_run_flags(run, run_opt);
 
   auto* bench = app.add_subcommand("bench", "time one op");
@@ -292,7 +346,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
     if (*devices) return cmd_devices(devices_json);
-    if (*run) return cmd_run(run_file, run_opt, compare);
+    if (*run) return cmd_run(run_file, run_opt, compare, run_report);
     if (*conf) return cmd_conformance(conf_device, conf_filter, conf_json, conf_seed);
     if (*gemm) return cmd_bench(gemm_flags, gemm_opt);
     if (*attention) return cmd_bench(att_flags, att_opt);
