@@ -63,7 +63,13 @@ constexpr std::size_t kMaxJsonDepth = 64;
 
 [[noreturn]] void fail(ErrorCode code, const std::string& message) { throw Error(code, message); }
 
-std::string quote_name(std::string_view s) { return "'" + std::string(s) + "'"; }
+// Built by appending: GCC 12 warns (-Wrestrict, a false positive) on "'" + std::string(s).
+std::string quote_name(std::string_view s) {
+  std::string q;
+  q.reserve(s.size() + 2);
+  q.append(1, '\'').append(s).append(1, '\'');
+  return q;
+}
 
 std::string errno_text() { return std::strerror(errno); }
 
@@ -238,7 +244,8 @@ SafetensorsEntry parse_entry(const std::string& file, const std::string& name, c
 }
 
 std::string offsets_text(const SafetensorsEntry& e) {
-  return "[" + std::to_string(e.begin) + ", " + std::to_string(e.end) + "]";
+  std::string t(1, '[');
+  return t.append(std::to_string(e.begin)).append(", ").append(std::to_string(e.end)).append(1, ']');
 }
 
 // A weight scale breaks the layout's rule (see the header) unless finite and positive.
