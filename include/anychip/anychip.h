@@ -34,19 +34,24 @@
  * text the caller must not free.
  *
  * Blocking. Calls that enqueue work on a stream (anychip_executable_run,
- * anychip_event_record) return without waiting for it; calls that read results
- * (anychip_tensor_upload, anychip_tensor_download, anychip_stream_synchronize, the
+ * anychip_event_record) return without waiting for it; calls that copy to or from the
+ * host or read results (anychip_tensor_upload, anychip_tensor_download, anychip_stream_synchronize, the
  * anychip_executable_last_* and _check functions) wait for the stream first. Compiling
  * blocks.
  *
- * Threads. Every function may be called from any thread. Concurrent calls are allowed
- * on: a device (open streams, allocate, upload and download on distinct streams, compile,
- * take the trace); a graph, executable or tensor for reading (describe, print, count,
- * allocate tensors of its types, compile a graph, download a tensor); distinct objects.
- * One thread at a time (the caller serializes) for: a stream and everything enqueued on
- * it; one executable's run / last_* / check calls, which share its last run; a graph
- * being built (add_input, add_op, mark_output) and any other use of that graph. Writes
- * to a tensor must not overlap other uses of it. The last error message is per thread.
+ * Threads. Any function may be called from any thread. Calls on distinct handles may
+ * always run at once, and so may these on one handle: on a device, every call taking it
+ * (streams, tensors, uploads and downloads on distinct streams, compiles, also into one
+ * kernel cache directory, the trace); on a graph, the calls taking it const (print,
+ * io_count, compile); on an executable, the calls taking it const (kernel_count,
+ * kernel_info, allocate_input / allocate_output); on a tensor, type queries and downloads
+ * on distinct streams; on events, elapsed_seconds. One thread at a time: a stream and
+ * everything enqueued on it; one executable's run, last_kernel_seconds and
+ * check_last_run, which share its last run and its intermediate tensors (give each thread
+ * its own executable: compiles after the first hit the kernel cache); a graph being built
+ * (add_input, add_op, mark_output). An upload must not overlap any other use of its
+ * tensor, and a release any other use of its handle. The last error message is per
+ * thread. tests/runtime/thread_safety_test.cpp checks this.
  */
 #ifndef ANYCHIP_ANYCHIP_H
 #define ANYCHIP_ANYCHIP_H

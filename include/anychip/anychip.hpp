@@ -14,9 +14,19 @@
 // Tensor, Stream, Event, Executable) are cheap to copy and share what they refer to;
 // the underlying object lives while any handle does.
 //
-// Threads: Device, Buffer, Tensor and Executable may be used from several threads; a
-// Stream by one thread at a time; one Executable runs on one stream at a time (its
-// intermediate tensors are its own).
+// Threads: calls on distinct objects may always run at once, and so may these on one
+// object: on a Device, all of its calls and compile() for it (also into one kernel cache
+// directory: entries are written atomically); on an ir::Graph, its const members (so
+// compile() of one graph from several threads); on an Executable, graph(), device(),
+// kernels(), cache_stats() and allocate_outputs(); on a Buffer or Tensor, reads (read,
+// download) on distinct streams; on an Event, seconds_since(); list_devices(). One thread
+// at a time: a Stream and everything enqueued on it; an Executable's run(),
+// last_kernel_seconds(), last_kernel_counters() and check_last_run(), which share its
+// last run and intermediate tensors (give each thread its own Executable, compiled from
+// the same graph: compiles after the first hit the kernel cache); building an ir::Graph.
+// A write to a Buffer or Tensor must not overlap any other use of it. Copying and dropping
+// handles is safe anywhere. tests/runtime/thread_safety_test.cpp checks this on cpu,
+// sim:* and opencl:* devices.
 #pragma once
 
 #include <cstddef>
