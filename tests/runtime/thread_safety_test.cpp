@@ -176,6 +176,7 @@ void run_c_abi_threads(const std::string& id) {
   uncached.use_cache = false;
   std::vector<std::vector<Bytes>> expected;
   for (const Workload& w : work) expected.push_back(run(w, Device::open(id), uncached));
+  const std::size_t expected_devices = list_devices().size();
   std::vector<std::string> texts;
   for (const Workload& w : work) texts.push_back(ir::print(w.graph));
 
@@ -194,6 +195,9 @@ void run_c_abi_threads(const std::string& id) {
         return s == ANYCHIP_OK;
       };
       start.arrive_and_wait();
+      size_t n_devices = 0;
+      if (ok(anychip_device_count(&n_devices), "device_count") && n_devices != expected_devices)
+        failure += "device_count " + std::to_string(n_devices) + "; ";
       for (int round = 0; round < kRounds; ++round)
         for (std::size_t j = 0; j < work.size(); ++j) {
           const std::size_t i = (j + static_cast<std::size_t>(t + round)) % work.size();
