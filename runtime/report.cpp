@@ -48,18 +48,18 @@ std::string printf_string(const char* format, double v) {
 }
 
 // A number for a data-* attribute or an SVG coordinate: round-trips, no locale.
-std::string attr_num(double v) { return printf_string("%.10g", v); }
+std::string attr_num(double v) { return printf_string("%.17g", v); }
 std::string px(double v) { return printf_string("%.2f", v); }
 
-// Three significant digits at most, without exponent: 1234 -> "1234", 12.34 -> "12.3",
-// 0.01234 -> "0.0123". Tables put numbers of one column in one unit (see Unit).
+// Three significant digits, more for numbers of 1000 and up: 1234 -> "1234", 12.34 -> "12.3",
+// 0.01234 -> "0.0123". Tables put the numbers of one column in one unit (see Unit).
 std::string digits(double v) {
   if (!std::isfinite(v)) return std::isnan(v) ? "nan" : "inf";
   const double a = std::fabs(v);
   if (a >= 100 || a == 0) return printf_string("%.0f", v);
   if (a >= 10) return printf_string("%.1f", v);
   if (a >= 1) return printf_string("%.2f", v);
-  return printf_string("%.3g", v);
+  return printf_string("%#.3g", v);  // 0.2999 -> "0.300", as precise as its neighbours
 }
 
 std::string sci(double v) {

@@ -1,7 +1,7 @@
 // Self-contained HTML performance reports: per-kernel tables, rooflines against the chip's
 // ceilings, pipe utilization on simulated chips, and devices side by side.
 //
-//   anychip::Report report{.title = "DeepSeek-V3 layer, 1/8 scale"};
+//   anychip::Report report("DeepSeek-V3 layer, 1/8 scale");
 //   anychip::ReportSection& prefill = report.add_section("prefill, 512 tokens");
 //   for (const char* id : {"sim:npu-ue8m0", "sim:npu-fp32scale", "sim:h800"}) {
 //     anychip::Device device = anychip::Device::open(id);
@@ -70,6 +70,10 @@ struct ReportSection {
 };
 
 struct Report {
+  Report() = default;
+  explicit Report(std::string report_title, std::string report_subtitle = {})
+      : title(std::move(report_title)), subtitle(std::move(report_subtitle)) {}
+
   std::string title;
   std::string subtitle;  // one line under the title: the command, the date
   std::vector<ReportSection> sections;
