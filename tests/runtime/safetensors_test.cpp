@@ -4,6 +4,7 @@
 #include "anychip/safetensors.hpp"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -706,33 +707,56 @@ TEST(SafetensorsWriter, FailedWriteLeavesNothingBehind) {
   EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator()), 0);
 }
 
-// A writer killed at an arbitrary moment leaves the previous complete file or the new
-// one under the final name, never a part of one.
-TEST(SafetensorsWriter, KilledWriterNeverLeavesAPartialFile) {
-  const fs::path dir = fresh_dir("kill");
-  const fs::path path = dir / "model.safetensors";
-  SafetensorsWriter w = deepseek_like(fresh_seed());
-  w.add("big", HostTensor::random(plain(DType::f32, {1 << 20}), fresh_seed()));  // 4 MiB
-  const Bytes expected = w.serialize();
-  std::mt19937 rng(std::random_device{}());
-  for (int round = 0; round < 4; ++round) {
-    const pid_t child = ::fork();
-    ASSERT_GE(child, 0);
-    if (child == 0) {
-      try {
-        for (;;) w.write(path);
-      } catch (...) {
-        ::_exit(1);
-      }
+// Runs writer.write(path) in a child process whose file size limit (RLIMIT_FSIZE) stops
+// the write halfway through the new file: with SIGXFSZ at its default the child dies
+// there, as in a crash; with it ignored, write() fails with EFBIG. Returns the status.
+int write_cut_short(const SafetensorsWriter& writer, const fs::path& path, bool die) {
+  const std::size_t half = writer.serialize().size() / 2;
+  const pid_t child = ::fork();
+  if (child == 0) {
+    const rlimit no_core{0, 0}, limit{half, half};
+    ::setrlimit(RLIMIT_CORE, &no_core);
+    ::signal(SIGXFSZ, die ? SIG_DFL : SIG_IGN);
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+    try {
+      writer.write(path);
+    } catch (const Error& e) {
+      const bool expected = e.code() == ErrorCode::IoError && std::string(e.what()).find(": cannot write: ") != std::string::npos;
+      ::_exit(expected ? 3 : 4);
     }
-    ::usleep(std::uniform_int_distribution<useconds_t>(0, 200000)(rng));
-    ::kill(child, SIGKILL);
-    int status = 0;
-    ::waitpid(child, &status, 0);
-    if (fs::exists(path)) {
-      EXPECT_EQ(read_file(path), expected) << "round " << round;
+    ::_exit(0);
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  return status;
+}
+
+TEST(SafetensorsWriter, CrashMidWriteLeavesThePreviousFileWhole) {
+  const fs::path dir = fresh_dir("crash");
+  const fs::path path = dir / "model.safetensors";
+  const SafetensorsWriter old_file = small_layer(fresh_seed());
+  old_file.write(path);
+  const int status = write_cut_short(deepseek_like(fresh_seed()), path, /*die=*/true);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGXFSZ) << "status " << status;
+  EXPECT_EQ(read_file(path), old_file.serialize());
+  // The crash leaves its half-written temporary file, under another name.
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path() != path) {
+      EXPECT_NE(entry.path().filename().string().find(".tmp."), std::string::npos) << entry.path();
     }
   }
+}
+
+TEST(SafetensorsWriter, FailedMidWriteKeepsThePreviousFileAndRemovesItsTemporaryFile) {
+  const fs::path dir = fresh_dir("efbig");
+  const fs::path path = dir / "model.safetensors";
+  const SafetensorsWriter old_file = small_layer(fresh_seed());
+  old_file.write(path);
+  const int status = write_cut_short(deepseek_like(fresh_seed()), path, /*die=*/false);
+  ASSERT_TRUE(WIFEXITED(status)) << "status " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 3) << "3: IoError 'cannot write', 4: another error, 0: none";
+  EXPECT_EQ(read_file(path), old_file.serialize());
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator()), 1);
 }
 
 // ---------------------------------------------------------------------------------------
