@@ -348,7 +348,8 @@ std::string summary_table(const SectionView& sv, OpColors& colors) {
   if (many) h += "<th>vs first</th>";
   h += "<th class=\"l\">check</th><th class=\"l\">time by kernel</th></tr></thead><tbody>\n";
   for (const RunView& rv : sv.runs) {
-    h += "<tr><td class=\"l\">" + device_line(*rv.run);
+    // The device's description is under its charts; here it would push the bars off the page.
+    h += "<tr><td class=\"l\" title=\"" + esc(rv.run->device.name) + "\"><b>" + esc(rv.run->device.id) + "</b>";
     if (!rv.run->note.empty()) h += " <span class=\"dim\">&middot; " + esc(rv.run->note) + "</span>";
     h += "</td><td>" + std::to_string(rv.kernels.size()) + "</td><td>" + digits(rv.total / u.scale) + "</td>";
     if (many) h += "<td>" + (rv.index == 0 ? std::string("<span class=\"dim\">1.00\xC3\x97</span>") : ratio(rv.total, sv.runs[0].total)) + "</td>";
