@@ -76,14 +76,54 @@ struct Rule {
   Tolerance operator()(const QuantizeProblem&) const {
     return {0.0, "exact arithmetic (quantize_blocks): codes and scales must match bit for bit"};
   }
-  // Ops not yet given a bound; replaced as their kernels land.
-  template <typename P>
-  Tolerance operator()(const P&) const { return {0.0, "exact (no bound derived yet)"}; }
   Tolerance operator()(const DequantizeProblem& p) const {
     if (p.out_dtype != DType::f32) return by_output(p.out_dtype, {});
     if (p.scale_dtype == DType::ue8m0)
       return {0.0, "fp8 times a power of two is exact in fp32: bit for bit"};
     return {1e-7, "one fp32 rounding of fp8 * scale (<= 2^-24 per element)"};
+  }
+  // The angle pos * theta^(-2i/rot) may be formed in fp32: two roundings (theta^(-2i/rot)
+  // and the product) of an angle up to pos rad give up to 2 pos 2^-24 rad, which sin and
+  // cos pass on as an absolute error of that size per element (|x| ~ |y|: relative).
+  // Positions are assumed below 2^14 (contexts of a few thousand tokens): 2^-9 ~ 2e-3 at
+  // the highest frequency, the worst element; the L2 ratio over the lower frequencies and
+  // the copied columns is several times smaller, which is the margin.
+  Tolerance operator()(const RopeProblem& p) const {
+    switch (p.dtype) {
+      case DType::bf16:
+        return {1e-2, "bf16 output rounding (2 x 2^-8) plus an angle formed in fp32 (2 pos 2^-24 rad, "
+                      "pos < 2^14: 2e-3)"};
+      case DType::f16:
+        return {3e-3, "f16 output rounding (2 x 2^-11) plus an angle formed in fp32 (2 pos 2^-24 rad, "
+                      "pos < 2^14: 2e-3)"};
+      default:
+        return {2e-3, "an angle formed in fp32: 2 pos 2^-24 rad for pos < 2^14, passed on by sin/cos "
+                      "(2e-3 at worst); fp32 sin/cos and the rotation a few 2^-24"};
+    }
+  }
+  Tolerance operator()(const SliceProblem&) const { return {0.0, "a copy: bit for bit"}; }
+  Tolerance operator()(const ConcatProblem&) const { return {0.0, "a copy: bit for bit"}; }
+  // Read by mismatch() (reference.hpp), not as a rel_err: keys sigmoid(l) + b differ from
+  // the float64 ones by a few 2^-24 times max(1, |key|) (fp32 exp, division, bias add),
+  // a difference of two keys by twice that (~4e-7); 1e-6 is that with a ~2x margin.
+  Tolerance operator()(const MoeTopkProblem&) const {
+    return {1e-6, "a valid group-limited top-k under the float64 keys up to near-ties: key differences "
+                  "within 1e-6 x max(1, |key|) (fp32 keys: a few 2^-24)"};
+  }
+  Tolerance operator()(const MoeWeightsProblem&) const {
+    return {1e-5, "fp32 sigmoid (exp of a few ulp), a sum of k terms and a division: ~(k + 4) 2^-24, "
+                  "2x margin for k up to 64"};
+  }
+  Tolerance operator()(const MoePlanProblem&) const { return {0.0, "integer layout: exact"}; }
+  Tolerance operator()(const MoeGatherProblem&) const { return {0.0, "a copy of rows (padding 0): bit for bit"}; }
+  Tolerance operator()(const GemmFp8GroupedProblem& p) const {
+    return by_output(p.out_dtype,
+                     {1e-5, "as gemm_fp8: inputs exact on both sides; only fp32 summation order and block "
+                            "scaling in fp32 differ (~sqrt(K) * 2^-24); padding rows exactly 0"});
+  }
+  Tolerance operator()(const MoeCombineProblem& p) const {
+    return by_output(p.dtype, {1e-5, "fp32 products and a sum of k terms (~sqrt(k) * 2^-24, 2x margin "
+                                     "and room for cancellation)"});
   }
 };
 

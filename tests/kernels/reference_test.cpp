@@ -8,11 +8,14 @@
 #include <cmath>
 #include <cstring>
 #include <iterator>
+#include <limits>
+#include <string>
 #include <variant>
 #include <vector>
 
 #include "anychip/error.hpp"
 #include "anychip/formats.hpp"
+#include "anychip/ir.hpp"
 #include "anychip/tensor.hpp"
 #include "kernels/kernel_spec.hpp"
 #include "kernels/reference/tolerance.hpp"
@@ -266,6 +269,323 @@ TEST(ReferenceDequantize, MultipliesCodesByTheirBlockScale) {
   EXPECT_EQ(out, (std::vector<double>{s01, 2 * s01, 30, -3, 0.5 * 3, 448 * 0.25}));
 }
 
+// ---- rope, slice, concat ----------------------------------------------------------------
+
+std::vector<std::byte> i32_bytes(const std::vector<double>& v) {
+  std::vector<std::byte> b(v.size() * 4);
+  encode_values(DType::i32, v.data(), v.size(), b.data());
+  return b;
+}
+
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::InvalidArgument) << e.what();
+    return e.what();
+  }
+  ADD_FAILURE() << "expected an error";
+  return "";
+}
+
+TEST(ReferenceRope, RotatesTheLastRotColumnsAsInterleavedPairs) {
+  // dim 6, rot 4, theta 16: columns 0..1 copied; pairs (2,3) at pos * 1, (4,5) at pos * 16^(-1/2).
+  RopeProblem p{.tokens = 2, .heads = 1, .dim = 6, .rot = 4, .theta = 16, .dtype = DType::f32};
+  const auto x = f32_bytes({1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6});
+  const auto pos = i32_bytes({0, 2});
+  std::vector<double> out(12);
+  reference::rope(p, in(x), in(pos), out.data());
+  EXPECT_EQ(std::vector<double>(out.begin(), out.begin() + 6), (std::vector<double>{1, 2, 3, 4, 5, 6}));
+  const double c = std::cos(2.0), s = std::sin(2.0), c4 = std::cos(0.5), s4 = std::sin(0.5);
+  EXPECT_EQ(std::vector<double>(out.begin() + 6, out.end()),
+            (std::vector<double>{1, 2, 3 * c - 4 * s, 3 * s + 4 * c, 5 * c4 - 6 * s4, 5 * s4 + 6 * c4}));
+}
+
+TEST(ReferenceRope, RotatesEveryHeadOfATokenAlike) {
+  RopeProblem p{.tokens = 1, .heads = 2, .dim = 2, .rot = 2, .theta = 10000, .dtype = DType::f32};
+  const auto x = f32_bytes({1, 0, 0, 1});
+  const auto pos = i32_bytes({1});
+  std::vector<double> out(4);
+  reference::rope(p, in(x), in(pos), out.data());
+  EXPECT_EQ(out, (std::vector<double>{std::cos(1.0), std::sin(1.0), -std::sin(1.0), std::cos(1.0)}));
+}
+
+TEST(ReferenceRope, RejectsANegativePosition) {
+  RopeProblem p{.tokens = 2, .heads = 1, .dim = 2, .rot = 2, .dtype = DType::f32};
+  const auto x = f32_bytes({1, 2, 3, 4});
+  const auto pos = i32_bytes({5, -3});
+  std::vector<double> out(4);
+  EXPECT_EQ(error_of([&] { reference::rope(p, in(x), in(pos), out.data()); }),
+            "reference::rope: operand pos: token 1 has position -3; positions are >= 0");
+}
+
+TEST(ReferenceSlice, CopiesTheBoxAlongTheAxis) {
+  // [2, 3, 2] values 0..11, axis 1, begin 1, size 2.
+  SliceProblem p{.outer = 2, .in_axis = 3, .inner = 2, .begin = 1, .size = 2, .dtype = DType::f32};
+  std::vector<double> v(12);
+  for (int i = 0; i < 12; ++i) v[i] = i;
+  std::vector<double> out(8);
+  reference::slice(p, in(f32_bytes(v)), out.data());
+  EXPECT_EQ(out, (std::vector<double>{2, 3, 4, 5, 8, 9, 10, 11}));
+}
+
+TEST(ReferenceSlice, CopiesI32Exactly) {
+  SliceProblem p{.outer = 3, .in_axis = 1, .inner = 1, .begin = 0, .size = 1, .dtype = DType::i32};
+  std::vector<double> out(3);
+  reference::slice(p, in(i32_bytes({-1, 123456789, 7})), out.data());
+  EXPECT_EQ(out, (std::vector<double>{-1, 123456789, 7}));
+}
+
+TEST(ReferenceConcat, JoinsAlongTheAxisAndBroadcastsSizeOneDimensions) {
+  // MLA: a [T=2, H=2, 2] and one shared b [T=2, 1, 1] for all heads -> [2, 2, 3].
+  ConcatProblem p{.out_shape = {2, 2, 3}, .a_shape = {2, 2, 2}, .b_shape = {2, 1, 1}, .axis = 2, .dtype = DType::f32};
+  const auto a = f32_bytes({1, 2, 3, 4, 5, 6, 7, 8});
+  const auto b = f32_bytes({10, 20});
+  std::vector<double> out(12);
+  reference::concat(p, in(a), in(b), out.data());
+  EXPECT_EQ(out, (std::vector<double>{1, 2, 10, 3, 4, 10, 5, 6, 20, 7, 8, 20}));
+}
+
+TEST(ReferenceConcat, JoinsAlongTheFirstAxis) {
+  ConcatProblem p{.out_shape = {3, 2}, .a_shape = {1, 2}, .b_shape = {2, 2}, .axis = 0, .dtype = DType::i32};
+  std::vector<double> out(6);
+  reference::concat(p, in(i32_bytes({1, 2})), in(i32_bytes({3, 4, 5, 6})), out.data());
+  EXPECT_EQ(out, (std::vector<double>{1, 2, 3, 4, 5, 6}));
+}
+
+// ---- mixture of experts -----------------------------------------------------------------
+
+// logits 0 (sigmoid 0.5) and these biases give the keys
+//   expert  0     1   2      3      4    5      6     7
+//   key     0.75  0   0.625  0.625  0.5  0.875  0.25  0.25
+// groups of two: scores g0 0.75, g1 1.25, g2 1.375, g3 0.5.
+const std::vector<double> kBias = {0.25, -0.5, 0.125, 0.125, 0, 0.375, -0.25, -0.25};
+
+std::vector<double> topk(MoeTopkProblem p, const std::vector<double>& logits, const std::vector<double>& bias) {
+  std::vector<double> out(static_cast<std::size_t>(p.tokens * p.k), -7);
+  reference::moe_topk(p, in(f32_bytes(logits)), in(f32_bytes(bias)), out.data());
+  return out;
+}
+
+TEST(ReferenceMoeTopk, ChoosesWithinTheTopGroupsByTheSumOfTheirTwoBestKeys) {
+  // Top 2 groups: g2 and g1 -> experts 2..5; the best three, ties to the lower index:
+  // 5, 2, 3. Expert 0 (second best key) is left out with its group.
+  const MoeTopkProblem p{.tokens = 1, .experts = 8, .k = 3, .groups = 4, .top_groups = 2};
+  EXPECT_EQ(topk(p, std::vector<double>(8, 0.0), kBias), (std::vector<double>{5, 2, 3}));
+}
+
+TEST(ReferenceMoeTopk, OneGroupIsAPlainTopK) {
+  const MoeTopkProblem p{.tokens = 1, .experts = 8, .k = 3, .groups = 1, .top_groups = 1};
+  EXPECT_EQ(topk(p, std::vector<double>(8, 0.0), kBias), (std::vector<double>{5, 0, 2}));
+}
+
+TEST(ReferenceMoeTopk, GroupsOfOneScoreByTheirOneKey) {
+  // Top 3 groups of one: 5, 0 and 2 (tied with 3, lower index first); k = 2 of them.
+  const MoeTopkProblem p{.tokens = 1, .experts = 8, .k = 2, .groups = 8, .top_groups = 3};
+  EXPECT_EQ(topk(p, std::vector<double>(8, 0.0), kBias), (std::vector<double>{5, 0}));
+}
+
+TEST(ReferenceMoeTopk, KeysAreSigmoidOfTheLogitPlusBias) {
+  // A bias of 0.25 on expert 0: key 0.75 beats sigmoid(1) = 0.73 but not sigmoid(2) = 0.88.
+  const MoeTopkProblem p{.tokens = 2, .experts = 2, .k = 1};
+  EXPECT_EQ(topk(p, {0, 1, 0, 2}, {0.25, 0}), (std::vector<double>{0, 1}));
+}
+
+TEST(ReferenceMoeWeights, NormalizesTheSigmoidOfTheChosenLogitsTimesScale) {
+  const MoeWeightsProblem p{.tokens = 1, .experts = 3, .k = 2, .scale = 2.5};
+  std::vector<double> out(2);
+  reference::moe_weights(p, in(f32_bytes({0, 9, 100})), in(i32_bytes({2, 0})), out.data());
+  const double s2 = 1 / (1 + std::exp(-100.0)), s0 = 0.5;
+  EXPECT_DOUBLE_EQ(out[0], 2.5 * s2 / (s0 + s2));
+  EXPECT_DOUBLE_EQ(out[1], 2.5 * s0 / (s0 + s2));
+}
+
+TEST(ReferenceMoeWeights, RejectsAnExpertOutOfRange) {
+  const MoeWeightsProblem p{.tokens = 2, .experts = 3, .k = 1};
+  std::vector<double> out(2);
+  EXPECT_EQ(error_of([&] { reference::moe_weights(p, in(f32_bytes({0, 0, 0, 0, 0, 0})), in(i32_bytes({1, 3})), out.data()); }),
+            "reference::moe_weights: operand experts: token 1 choice 0 is 3; an expert lies in 0..2");
+}
+
+// Three tokens choosing two of four experts: expert 0 gets (t0,j1), (t2,j0); expert 1 none;
+// expert 2 (t0,j0), (t1,j0), (t2,j1); expert 3 (t1,j1).
+const std::vector<double> kChosen = {2, 0, 2, 3, 0, 2};
+
+std::vector<double> plan(std::int64_t align) {
+  const MoePlanProblem p{.tokens = 3, .k = 2, .experts = 4, .align = align,
+                         .rows = ir::moe_plan_rows(3, 2, 4, align)};
+  std::vector<double> out(static_cast<std::size_t>(3 * p.rows), 7);
+  reference::moe_plan(p, in(i32_bytes(kChosen)), out.data());
+  return out;
+}
+
+TEST(ReferenceMoePlan, LaysExpertsOutInAlignedBlocksWithPadding) {
+  // rows = 6 choices + 4 experts x 3 padding = 18, rounded up to 20. Expert 1 is empty
+  // and takes no rows; blocks start at 0, 4 and 8; rows 9..19 are padding.
+  const std::vector<double> n8(8, -1);
+  std::vector<double> want = {0, 0, -1, -1, 2, 2, 2, -1, 3, -1, -1, -1};  // expert of each row
+  want.insert(want.end(), n8.begin(), n8.end());
+  const std::vector<double> tokens = {0, 2, -1, -1, 0, 1, 2, -1, 1, -1, -1, -1};
+  want.insert(want.end(), tokens.begin(), tokens.end());
+  want.insert(want.end(), n8.begin(), n8.end());
+  const std::vector<double> rows = {4, 0, 5, 8, 1, 6};  // the row of each (token, choice)
+  want.insert(want.end(), rows.begin(), rows.end());
+  want.insert(want.end(), 14, -1);
+  EXPECT_EQ(plan(4), want);
+}
+
+TEST(ReferenceMoePlan, AlignOneLeavesNoPadding) {
+  EXPECT_EQ(plan(1), (std::vector<double>{0, 0, 2, 2, 2, 3,  //
+                                          0, 2, 0, 1, 2, 1,  //
+                                          2, 0, 3, 5, 1, 4}));
+}
+
+TEST(ReferenceMoePlan, RejectsAnExpertOutOfRange) {
+  const MoePlanProblem p{.tokens = 1, .k = 2, .experts = 4, .align = 1, .rows = 2};
+  std::vector<double> out(6);
+  EXPECT_EQ(error_of([&] { reference::moe_plan(p, in(i32_bytes({1, -1})), out.data()); }),
+            "reference::moe_plan: operand experts: token 0 choice 1 is -1; an expert lies in 0..3");
+}
+
+TEST(ReferenceMoeGather, CopiesTheTokenOfEachRowAndZerosPadding) {
+  const MoeGatherProblem p{.tokens = 2, .rows = 3, .dim = 2, .dtype = DType::f32};
+  const auto plan = i32_bytes({0, -1, 1, /**/ 1, -1, 0, /**/ 2, 0, -1});
+  std::vector<double> out(6, 7);
+  reference::moe_gather(p, in(f32_bytes({1, 2, 3, 4})), in(plan), out.data());
+  EXPECT_EQ(out, (std::vector<double>{3, 4, 0, 0, 1, 2}));
+}
+
+TEST(ReferenceMoeGather, RejectsATokenOutOfRange) {
+  const MoeGatherProblem p{.tokens = 2, .rows = 2, .dim = 1, .dtype = DType::f32};
+  std::vector<double> out(2);
+  EXPECT_EQ(error_of([&] { reference::moe_gather(p, in(f32_bytes({1, 2})), in(i32_bytes({0, 0, 0, 2, 0, 1})), out.data()); }),
+            "reference::moe_gather: operand plan: plan[1, 1] is 2; -1 (padding) or a token lies in -1..1");
+}
+
+struct Grouped {
+  GemmFp8GroupedProblem p{.m = 4, .n = 128, .k = 128, .groups = 2, .align = 2, .a_scale_dtype = DType::f32,
+                          .b_scale_dtype = DType::f32, .out_dtype = DType::f32};
+  std::vector<std::byte> a = e4m3_codes(std::vector<double>(4 * 128, 1.0));
+  std::vector<std::byte> sa = f32_bytes({1, 1, 1, 1});
+  std::vector<std::byte> b, sb = f32_bytes({1, 3});  // group g's 128 rows are scale block row g
+  Grouped() {
+    std::vector<double> w(2 * 128 * 128, 0.5);
+    std::fill(w.begin() + 128 * 128, w.end(), 2.0);  // group 0 weights 0.5, group 1 weights 2
+    b = e4m3_codes(w);
+  }
+  std::vector<double> run(const std::vector<double>& group) {
+    std::vector<double> out(static_cast<std::size_t>(p.m * p.n), 7);
+    const auto g = i32_bytes(group);
+    reference::gemm_fp8_grouped(p, in(a, &sa), in(b, &sb), in(g), out.data());
+    return out;
+  }
+};
+
+TEST(ReferenceGemmFp8Grouped, MultipliesEachRowByItsGroupsWeightsAndZerosPadding) {
+  Grouped t;
+  const std::vector<double> out = t.run({1, 1, 0, -1});
+  // Group 1: 128 x 1 x 2 x sB 3 = 768; group 0: 128 x 0.5 x sB 1 = 64; padding: 0.
+  for (int n = 0; n < 128; ++n) {
+    EXPECT_EQ(out[n], 768);
+    EXPECT_EQ(out[128 + n], 768);
+    EXPECT_EQ(out[256 + n], 64);
+    EXPECT_EQ(out[384 + n], 0);
+  }
+}
+
+TEST(ReferenceGemmFp8Grouped, RejectsAGroupOutOfRange) {
+  Grouped t;
+  EXPECT_EQ(error_of([&] { t.run({0, 0, 2, 2}); }),
+            "reference::gemm_fp8_grouped: operand group: row 2 has group 2, not -1 (padding) or a group (0..1)");
+}
+
+TEST(ReferenceGemmFp8Grouped, RejectsATileThatMixesGroups) {
+  Grouped t;
+  EXPECT_EQ(error_of([&] { t.run({0, 1, 1, 1}); }),
+            "reference::gemm_fp8_grouped: operand group: row 1 has group 1 but row 0 has 0; inside an "
+            "align=2-row tile a row keeps the group of the row above or is padding (-1)");
+  // Padding first, then a group, in one tile: a kernel that reads a tile's group from its
+  // first row would skip it.
+  EXPECT_EQ(error_of([&] { t.run({-1, 0, 1, 1}); }),
+            "reference::gemm_fp8_grouped: operand group: row 1 has group 0 but row 0 has -1; inside an "
+            "align=2-row tile a row keeps the group of the row above or is padding (-1)");
+  EXPECT_NO_THROW(t.run({0, -1, -1, -1}));
+}
+
+TEST(ReferenceMoeCombine, SumsTheWeightedRowsOfEachTokensChoices) {
+  // 2 tokens x 2 choices in 4 rows: (0,0) -> row 2, (0,1) -> row 0, (1,0) -> row 1, (1,1) -> row 3.
+  const MoeCombineProblem p{.tokens = 2, .k = 2, .rows = 4, .dim = 2, .dtype = DType::f32};
+  const auto y = f32_bytes({1, 2, 3, 4, 5, 6, 7, 8});
+  const auto plan = i32_bytes({0, 0, 1, 1, /**/ 0, 1, 0, 1, /**/ 2, 0, 1, 3});
+  const auto w = f32_bytes({0.5, 2, -1, 0.25});
+  std::vector<double> out(4);
+  reference::moe_combine(p, in(y), in(plan), in(w), out.data());
+  EXPECT_EQ(out, (std::vector<double>{0.5 * 5 + 2 * 1, 0.5 * 6 + 2 * 2, -3 + 0.25 * 7, -4 + 0.25 * 8}));
+}
+
+TEST(ReferenceMoeCombine, RejectsAChoiceWithoutARow) {
+  const MoeCombineProblem p{.tokens = 1, .k = 2, .rows = 2, .dim = 1, .dtype = DType::f32};
+  std::vector<double> out(1);
+  EXPECT_EQ(error_of([&] {
+              reference::moe_combine(p, in(f32_bytes({1, 2})), in(i32_bytes({0, 0, 0, 0, 1, -1})),
+                                     in(f32_bytes({1, 1})), out.data());
+            }),
+            "reference::moe_combine: operand plan: plan[2, 1] (token 0 choice 1) is -1; a row lies in 0..1");
+}
+
+// ---- moe_topk comparison ----------------------------------------------------------------
+
+double topk_mismatch(const MoeTopkProblem& p, const std::vector<double>& logits, const std::vector<double>& bias,
+                     const std::vector<double>& got) {
+  const auto l = f32_bytes(logits), b = f32_bytes(bias);
+  const ConstOperand inputs[] = {in(l), in(b)};
+  std::vector<double> ref(got.size());
+  reference::run(p, inputs, ref.data());
+  return reference::mismatch(p, inputs, ref, got);
+}
+
+TEST(ReferenceMismatch, TopkAcceptsTheExactChoiceAndANearTieSwap) {
+  // Experts 2 and 3 differ by 2^-22 in key: an fp32 kernel may order them either way.
+  const MoeTopkProblem p{.tokens = 1, .experts = 8, .k = 3, .groups = 4, .top_groups = 2};
+  std::vector<double> bias = kBias;
+  bias[3] += 0x1p-22;
+  const std::vector<double> logits(8, 0.0);
+  EXPECT_EQ(topk_mismatch(p, logits, bias, {5, 3, 2}), 0.0);
+  const double swapped = topk_mismatch(p, logits, bias, {5, 2, 3});
+  EXPECT_GT(swapped, 0.0);
+  EXPECT_LE(swapped, reference::tolerance(p));
+}
+
+TEST(ReferenceMismatch, TopkAcceptsANearTieBetweenGroups) {
+  // Groups of two, top 1: g0 = {0.75, 0.5} and g1 = {0.625, 0.625 + 2^-22}: scores 1.25 and
+  // 1.25 + 2^-22; either group may be kept, then its best expert.
+  const MoeTopkProblem p{.tokens = 1, .experts = 4, .k = 1, .groups = 2, .top_groups = 1};
+  const std::vector<double> bias = {0.25, 0, 0.125, 0.125 + 0x1p-22};
+  const std::vector<double> logits(4, 0.0);
+  EXPECT_EQ(topk_mismatch(p, logits, bias, {3}), 0.0);
+  EXPECT_LE(topk_mismatch(p, logits, bias, {0}), reference::tolerance(p));
+  EXPECT_GT(topk_mismatch(p, logits, bias, {1}), reference::tolerance(p));  // not g0's best
+}
+
+TEST(ReferenceMismatch, TopkRejectsAWrongChoice) {
+  const MoeTopkProblem p{.tokens = 1, .experts = 8, .k = 3, .groups = 4, .top_groups = 2};
+  const std::vector<double> logits(8, 0.0);
+  const double tol = reference::tolerance(p);
+  EXPECT_GT(topk_mismatch(p, logits, kBias, {5, 2, 4}), tol);  // 4 (0.5) instead of 3 (0.625)
+  EXPECT_GT(topk_mismatch(p, logits, kBias, {2, 5, 3}), tol);  // not best first
+  EXPECT_GT(topk_mismatch(p, logits, kBias, {5, 0, 2}), tol);  // expert 0's group is not kept
+  EXPECT_EQ(topk_mismatch(p, logits, kBias, {5, 2, 2}), std::numeric_limits<double>::infinity());
+  EXPECT_EQ(topk_mismatch(p, logits, kBias, {5, 2, 8}), std::numeric_limits<double>::infinity());
+  EXPECT_EQ(topk_mismatch(p, logits, kBias, {5, 2, 0.5}), std::numeric_limits<double>::infinity());
+}
+
+TEST(ReferenceMismatch, IsRelErrForEveryOtherOp) {
+  const Problem p = AddProblem{.numel = 2, .dtype = DType::f32};
+  const std::vector<double> ref = {3, 4}, got = {3, 4.5};
+  EXPECT_EQ(reference::mismatch(p, {}, ref, got), rel_err(got, ref));
+}
+
 // ---- run --------------------------------------------------------------------------------
 
 TEST(ReferenceRun, DispatchesOnTheProblemKind) {
@@ -307,6 +627,24 @@ TEST(Tolerance, NarrowOutputsAllowTheirRounding) {
         EXPECT_LE(t.bound, std::max(4 * unit, 1e-4)) << op_name(p) << " " << dtype_name(d);
       }
     }
+  }
+}
+
+TEST(Tolerance, CopiesAndLayoutsAreExact) {
+  const Problem problems[] = {SliceProblem{}, ConcatProblem{}, MoePlanProblem{}, MoeGatherProblem{}};
+  for (const Problem& p : problems) {
+    EXPECT_EQ(reference::tolerance(p), 0.0) << op_name(p);
+    EXPECT_FALSE(reference::tolerance_rule(p).reason.empty()) << op_name(p);
+  }
+}
+
+TEST(Tolerance, ArithmeticOpsOfTheMoeLayerHaveABound) {
+  const Problem problems[] = {RopeProblem{.dtype = DType::f32}, MoeTopkProblem{}, MoeWeightsProblem{},
+                              GemmFp8GroupedProblem{.out_dtype = DType::f32}, MoeCombineProblem{.dtype = DType::f32}};
+  for (const Problem& p : problems) {
+    EXPECT_GT(reference::tolerance(p), 0.0) << op_name(p);
+    EXPECT_LE(reference::tolerance(p), 2e-3) << op_name(p);
+    EXPECT_FALSE(reference::tolerance_rule(p).reason.empty()) << op_name(p);
   }
 }
 
