@@ -20,6 +20,17 @@ void silu_mul(const SiluMulProblem& p, ConstOperand x, Operand y);
 void add(const AddProblem& p, ConstOperand a, ConstOperand b, Operand y);
 void quantize_fp8(const QuantizeProblem& p, ConstOperand x, Operand q);
 void dequantize(const DequantizeProblem& p, ConstOperand x, Operand y);
+// rope forms its angles in double (layout_ops.cpp); slice and concat copy bytes.
+void rope(const RopeProblem& p, ConstOperand x, ConstOperand pos, Operand y);
+void slice(const SliceProblem& p, ConstOperand x, Operand y);
+void concat(const ConcatProblem& p, ConstOperand a, ConstOperand b, Operand y);
+// fp32 keys; ties (equal fp32 keys or group scores) go to the lower index.
+void moe_topk(const MoeTopkProblem& p, ConstOperand logits, ConstOperand bias, Operand experts);
+void moe_weights(const MoeWeightsProblem& p, ConstOperand logits, ConstOperand experts, Operand weights);
+void moe_plan(const MoePlanProblem& p, ConstOperand experts, Operand plan);
+void moe_gather(const MoeGatherProblem& p, ConstOperand x, ConstOperand plan, Operand y);
+void gemm_fp8_grouped(const GemmFp8GroupedProblem& p, ConstOperand a, ConstOperand b, ConstOperand group, Operand d);
+void moe_combine(const MoeCombineProblem& p, ConstOperand y, ConstOperand plan, ConstOperand weights, Operand out);
 
 // Dispatches on the problem's kind; inputs in the op's operand order.
 void run(const Problem& p, std::span<const ConstOperand> inputs, Operand out);

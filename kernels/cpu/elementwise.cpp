@@ -13,6 +13,7 @@
 #include "anychip/error.hpp"
 #include "anychip/formats.hpp"
 #include "kernels/cpu/cpu_kernels.hpp"
+#include "kernels/cpu/float_io.hpp"
 
 namespace anychip::kernels::cpu {
 namespace {
@@ -35,37 +36,6 @@ void check_float(const char* op, const char* what, DType d) {
 
 void check_data(const char* op, const char* what, const void* p, int64_t count) {
   if (count > 0 && p == nullptr) invalid(op, std::string(what) + " is null");
-}
-
-// dst[0..n) = elements [offset, offset+n) of an f32 / bf16 / f16 array, exactly.
-void load(DType d, const void* base, int64_t offset, int64_t n, float* dst) {
-  if (d == DType::f32) {
-    std::memcpy(dst, static_cast<const float*>(base) + offset, static_cast<std::size_t>(n) * 4);
-    return;
-  }
-  const auto* src = static_cast<const std::uint16_t*>(base) + offset;
-  if (d == DType::bf16) {
-    for (int64_t i = 0; i < n; ++i) {
-      const std::uint32_t bits = static_cast<std::uint32_t>(src[i]) << 16;
-      std::memcpy(dst + i, &bits, 4);
-    }
-  } else {
-    for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_float(src[i]);
-  }
-}
-
-// Elements [offset, offset+n) of an f32 / bf16 / f16 array = src, rounded to nearest even.
-void store(DType d, const float* src, int64_t n, void* base, int64_t offset) {
-  if (d == DType::f32) {
-    std::memcpy(static_cast<float*>(base) + offset, src, static_cast<std::size_t>(n) * 4);
-    return;
-  }
-  auto* dst = static_cast<std::uint16_t*>(base) + offset;
-  if (d == DType::bf16) {
-    for (int64_t i = 0; i < n; ++i) dst[i] = float_to_bf16(src[i]);
-  } else {
-    for (int64_t i = 0; i < n; ++i) dst[i] = float_to_f16(src[i]);
-  }
 }
 
 // Rows per task so that a task handles about kElementsPerTask elements.

@@ -5,7 +5,6 @@
 
 #include "anychip/error.hpp"
 #include "kernels/cpu/cpu_kernels.hpp"
-#include "kernels/kernel_spec.hpp"
 
 namespace anychip::kernels::cpu {
 namespace {
@@ -44,12 +43,37 @@ void run(const Problem& problem, std::span<const ConstOperand> in, Operand out) 
         } else if constexpr (std::is_same_v<P, QuantizeProblem>) {
           require_inputs("quantize_fp8", in, 1);
           quantize_fp8(p, in[0], out);
-        } else if constexpr (!std::is_same_v<P, DequantizeProblem>) {
-          throw Error(ErrorCode::Unsupported, "cpu: " + std::string(op_name(problem)) + " is not implemented yet");
-        } else {
-          static_assert(std::is_same_v<P, DequantizeProblem>);
+        } else if constexpr (std::is_same_v<P, DequantizeProblem>) {
           require_inputs("dequantize", in, 1);
           dequantize(p, in[0], out);
+        } else if constexpr (std::is_same_v<P, RopeProblem>) {
+          require_inputs("rope", in, 2);
+          rope(p, in[0], in[1], out);
+        } else if constexpr (std::is_same_v<P, SliceProblem>) {
+          require_inputs("slice", in, 1);
+          slice(p, in[0], out);
+        } else if constexpr (std::is_same_v<P, ConcatProblem>) {
+          require_inputs("concat", in, 2);
+          concat(p, in[0], in[1], out);
+        } else if constexpr (std::is_same_v<P, MoeTopkProblem>) {
+          require_inputs("moe_topk", in, 2);
+          moe_topk(p, in[0], in[1], out);
+        } else if constexpr (std::is_same_v<P, MoeWeightsProblem>) {
+          require_inputs("moe_weights", in, 2);
+          moe_weights(p, in[0], in[1], out);
+        } else if constexpr (std::is_same_v<P, MoePlanProblem>) {
+          require_inputs("moe_plan", in, 1);
+          moe_plan(p, in[0], out);
+        } else if constexpr (std::is_same_v<P, MoeGatherProblem>) {
+          require_inputs("moe_gather", in, 2);
+          moe_gather(p, in[0], in[1], out);
+        } else if constexpr (std::is_same_v<P, GemmFp8GroupedProblem>) {
+          require_inputs("gemm_fp8_grouped", in, 3);
+          gemm_fp8_grouped(p, in[0], in[1], in[2], out);
+        } else {
+          static_assert(std::is_same_v<P, MoeCombineProblem>);
+          require_inputs("moe_combine", in, 3);
+          moe_combine(p, in[0], in[1], in[2], out);
         }
       },
       problem);
