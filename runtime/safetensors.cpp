@@ -104,8 +104,12 @@ void require_little_endian(const std::string& what) {
     fail(ErrorCode::Unsupported, what + ": safetensors files are little-endian and this host is not");
 }
 
-// The levenshtein distance, for suggesting the names nearest to a mistyped one.
+// The Levenshtein distance, for suggesting the names nearest to a mistyped one. Only the
+// first 256 characters count, so that a file of enormous names cannot make an error
+// message cost seconds.
 std::size_t edit_distance(std::string_view a, std::string_view b) {
+  a = a.substr(0, 256);
+  b = b.substr(0, 256);
   std::vector<std::size_t> row(b.size() + 1);
   for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
   for (std::size_t i = 1; i <= a.size(); ++i) {
@@ -184,6 +188,11 @@ std::optional<std::uint64_t> as_count(const json& v) {
   return v.get<std::uint64_t>();
 }
 
+std::string offsets_text(const SafetensorsEntry& e) {
+  std::string t(1, '[');
+  return t.append(std::to_string(e.begin)).append(", ").append(std::to_string(e.end)).append(1, ']');
+}
+
 SafetensorsEntry parse_entry(const std::string& file, const std::string& name, const json& v) {
   const std::string where = file + ": tensor " + quote_name(name);
   if (!v.is_object()) fail(ErrorCode::ParseError, where + ": entry must be an object, not " + json_type(v));
@@ -231,21 +240,16 @@ SafetensorsEntry parse_entry(const std::string& file, const std::string& name, c
   if (!begin || !end)
     fail(ErrorCode::ParseError,
          where + ": data_offsets must be [begin, end], two non-negative integers, not " + offsets.dump());
-  if (*end < *begin)
-    fail(ErrorCode::ParseError, where + ": data_offsets " + offsets.dump() + " end before they begin");
   e.begin = *begin;
   e.end = *end;
+  if (e.end < e.begin)
+    fail(ErrorCode::ParseError, where + ": data_offsets " + offsets_text(e) + " end before they begin");
   if (e.end - e.begin != bits / 8)
-    fail(ErrorCode::ParseError, where + ": data_offsets " + offsets.dump() + " span " +
+    fail(ErrorCode::ParseError, where + ": data_offsets " + offsets_text(e) + " span " +
                                     std::to_string(e.end - e.begin) + " bytes, but " +
                                     std::string(e.dtype->name) + shape_str(e.shape) + " is " +
                                     std::to_string(bits / 8) + " bytes");
   return e;
-}
-
-std::string offsets_text(const SafetensorsEntry& e) {
-  std::string t(1, '[');
-  return t.append(std::to_string(e.begin)).append(", ").append(std::to_string(e.end)).append(1, ']');
 }
 
 // A weight scale breaks the layout's rule (see the header) unless finite and positive.
