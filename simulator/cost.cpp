@@ -27,6 +27,14 @@ std::int64_t round_up(std::int64_t v, std::int64_t to) { return (v + to - 1) / t
 //   Quantize         1 max, 1 mul, 1 convert    (amax; x / s; to FP8)
 //   Dequantize       1 convert, 1 mul
 //   SoftmaxStep      1 max, 1 fma, 1 exp, 1 add (row max; s*scale - m; exp; row sum)
+//   Rope             1 exp, 1 mul, 1 fma        (sin or cos: half a pair each, at the SFU's exp rate;
+//                                               x0*c - x1*s as a mul and an fma)
+//   TopK             1 exp, 2 add, 1 div,       (sigmoid; + bias; a group's two largest keys;
+//                    (2 + k) max                 k passes of arg-max; per element of logits)
+//   MoeWeights       1 exp, 2 add, 2 div, 1 mul (sigmoid; sum; normalise; scale; per chosen
+//                                               expert, rows x k elements)
+//   MoePlan          4 add                      (counting sort per (token, choice): histogram,
+//                                               prefix, rank, placement)
 // plus one convert when an element operand read as dtype_in is narrow (not f32) and one
 // when the result written as dtype_out is narrow, where the op does not already count it.
 VectorMix vector_cost(const Vec& v) {
@@ -67,6 +75,20 @@ VectorMix vector_cost(const Vec& v) {
       m.max = 1, m.fma = 1, m.exp = 1, m.add = 1;
       m.convert = narrow(v.dtype_out);
       return m;
+    case VecOp::Rope:
+      m.exp = 1, m.mul = 1, m.fma = 1;
+      m.convert = narrow(v.dtype_in) + narrow(v.dtype_out);
+      return m;
+    case VecOp::TopK:
+      m.exp = 1, m.add = 2, m.div = 1;
+      m.max = 2 + static_cast<double>(v.moe.k);
+      return m;
+    case VecOp::MoeWeights:
+      m.exp = 1, m.add = 2, m.div = 2, m.mul = 1;
+      return m;
+    case VecOp::MoePlan:
+      m.add = 4;
+      return m;
   }
   return m;
 }
@@ -104,13 +126,21 @@ double vec_cycles(const VectorUnitDesc& vu, const Vec& v) {
 
 }  // namespace detail
 
+namespace detail {
+
+// The DMA engine reads a gather's indices before it can address the data: one dependent
+// HBM access, on the issuing pipe (docs/simulator.md).
+double index_read_cycles(const ChipDesc& chip) { return chip.hbm_latency_ns * 1e-9 * chip.clock_hz; }
+
+}  // namespace detail
+
 double instruction_cycles(const ChipDesc& chip, const Instr& instr) {
   const CoreDesc& core = chip.core;
   return std::visit(
       [&](const auto& i) -> double {
         using T = std::decay_t<decltype(i)>;
         if constexpr (std::is_same_v<T, Load>)
-          return static_cast<double>(core.dma.issue_cycles) +
+          return static_cast<double>(core.dma.issue_cycles) + (i.index ? detail::index_read_cycles(chip) : 0.0) +
                  static_cast<double>(detail::dma_bytes(i.src)) / core.dma.bytes_per_cycle;
         else if constexpr (std::is_same_v<T, Store>)
           return static_cast<double>(core.dma.issue_cycles) +

@@ -28,7 +28,7 @@ RunStats Simulator::run(const TileKernel& kernel, std::span<const std::int64_t> 
   std::vector<TraceEvent>* events = options.trace ? trace : nullptr;
   if (events) events->clear();
 
-  RunStats stats = detail::run_timing(ctx, kernel, args, hbm_bytes, events);
+  RunStats stats = detail::run_timing(ctx, kernel, args, hbm_bytes, options.functional ? hbm : std::span<std::byte>(), events);
 
   if (options.functional && kernel.work_items > 0) {
     struct Local {
@@ -42,7 +42,7 @@ RunStats Simulator::run(const TileKernel& kernel, std::span<const std::int64_t> 
         local.program.instrs.clear();
         kernel.build(item, args, local.program);
         const detail::ProgramFacts facts = detail::validate_program(ctx, item, local.program, hbm_bytes);
-        local.core.run(local.program, facts, hbm);
+        local.core.run(ctx, item, local.program, facts, hbm);
       }
     });
   }

@@ -42,22 +42,40 @@ ProgramFacts validate_program(const RunContext& ctx, std::int64_t item, const Pr
 class FunctionalCore {
  public:
   explicit FunctionalCore(const ChipDesc& chip);
-  // Executes a validated program in program order against `hbm`.
-  void run(const Program& program, const ProgramFacts& facts, std::span<std::byte> hbm);
+  // Executes a validated program in program order against `hbm`. A data-dependent error
+  // (a gather index or an expert id out of range) throws naming the kernel (ctx), the work
+  // item and the instruction.
+  void run(const RunContext& ctx, std::int64_t item, const Program& program, const ProgramFacts& facts,
+           std::span<std::byte> hbm);
 
  private:
   std::byte* at(Addr a);
+  void load(const Load& l, std::span<std::byte> hbm);
   void mma(const Mma& m);
   void vec(const Vec& v);
+  void rope(const Vec& v);
+  void topk(const Vec& v);
+  void moe_weights(const Vec& v);
+  void moe_plan(const Vec& v);
+  [[noreturn]] void fail(const std::string& what) const;
+
+  // The instruction being executed (for errors).
+  const RunContext* ctx_ = nullptr;
+  std::int64_t item_ = 0;
+  const Program* program_ = nullptr;
+  std::size_t index_ = 0;
 
   std::vector<std::byte> spm_, acc_;
   std::vector<float> a_, bt_, p_, t0_, t1_, t2_;  // scratch for decoded operands
   std::vector<std::uint8_t> q_;
+  std::vector<std::int64_t> n0_, n1_;  // scratch of the routing ops
 };
 
 // Runs the timing model of `kernel` (building each work item's program as a core takes it)
 // and returns its statistics. Validates every program (hbm_bytes as validate_program).
+// `hbm` holds the data of a functional run (empty in a timing-only run): a gather's
+// per-load index is read from it, else its `assumed` value is used.
 RunStats run_timing(const RunContext& ctx, const TileKernel& kernel, std::span<const std::int64_t> args,
-                    std::int64_t hbm_bytes, std::vector<TraceEvent>* trace);
+                    std::int64_t hbm_bytes, std::span<const std::byte> hbm, std::vector<TraceEvent>* trace);
 
 }  // namespace anychip::sim::detail

@@ -33,6 +33,7 @@
 #include "anychip/formats.hpp"
 #include "anychip/quantize.hpp"
 #include "simulator/engine_impl.hpp"
+#include "simulator/program_impl.hpp"
 
 namespace anychip::sim::detail {
 namespace {
@@ -176,15 +177,19 @@ std::byte* FunctionalCore::at(Addr a) {
   return (a.space == Space::Acc ? acc_.data() : spm_.data()) + a.offset;
 }
 
-void FunctionalCore::run(const Program& program, const ProgramFacts& facts, std::span<std::byte> hbm) {
+void FunctionalCore::fail(const std::string& what) const {
+  instruction_error(*ctx_, item_, *program_, index_, what);
+}
+
+void FunctionalCore::run(const RunContext& ctx, int64_t item, const Program& program, const ProgramFacts& facts,
+                         std::span<std::byte> hbm) {
+  ctx_ = &ctx, item_ = item, program_ = &program;
   std::memset(spm_.data(), 0xFF, static_cast<std::size_t>(facts.spm_used));
   std::memset(acc_.data(), 0xFF, static_cast<std::size_t>(facts.acc_used));
-  for (const Instr& instr : program.instrs) {
+  for (index_ = 0; index_ < program.instrs.size(); ++index_) {
+    const Instr& instr = program.instrs[index_];
     if (const auto* l = std::get_if<Load>(&instr)) {
-      std::byte* dst = at(l->dst);
-      const auto rb = static_cast<std::size_t>(l->src.row_bytes);
-      for (int64_t r = 0; r < l->src.rows; ++r)
-        std::memcpy(dst + r * l->src.row_bytes, hbm.data() + l->src.base.offset + r * l->src.stride, rb);
+      load(*l, hbm);
     } else if (const auto* s = std::get_if<Store>(&instr)) {
       const std::byte* src = at(s->src);
       const auto rb = static_cast<std::size_t>(s->dst.row_bytes);
@@ -196,6 +201,35 @@ void FunctionalCore::run(const Program& program, const ProgramFacts& facts, std:
       vec(*v);
     }
     // Signal and Wait order the pipes; in program order they do nothing.
+  }
+}
+
+// Validation has checked the indices' addresses and the hull of indices 0..bound-1, so
+// only an index's value can be out of range here.
+void FunctionalCore::load(const Load& l, std::span<std::byte> hbm) {
+  std::byte* dst = at(l.dst);
+  const auto rb = static_cast<std::size_t>(l.src.row_bytes);
+  if (!l.index) {
+    for (int64_t r = 0; r < l.src.rows; ++r)
+      std::memcpy(dst + r * l.src.row_bytes, hbm.data() + l.src.base.offset + r * l.src.stride, rb);
+    return;
+  }
+  const LoadIndex& x = *l.index;
+  auto index_at = [&](int64_t r) {
+    std::int32_t v;
+    std::memcpy(&v, hbm.data() + x.at + (x.per_row ? r * x.stride : 0), 4);
+    if (v >= x.bound)
+      fail("gather index " + std::to_string(v) + " (row " + std::to_string(r) + ", at hbm[" +
+           hex(x.at + (x.per_row ? r * x.stride : 0)) + "]) is out of range: indices must be below " +
+           std::to_string(x.bound) + " (negative: zero fill)");
+    return static_cast<int64_t>(v);
+  };
+  const int64_t whole = x.per_row ? 0 : index_at(0);
+  for (int64_t r = 0; r < l.src.rows; ++r) {
+    const int64_t idx = x.per_row ? index_at(r) : whole;
+    std::byte* row = dst + r * l.src.row_bytes;
+    if (idx < 0) std::memset(row, 0, rb);
+    else std::memcpy(row, hbm.data() + l.src.base.offset + r * l.src.stride + idx * x.scale, rb);
   }
 }
 
@@ -349,6 +383,18 @@ void FunctionalCore::vec(const Vec& v) {
       encode(t0_.data(), n, v.dtype_out, at(v.dst));
       return;
     }
+    case VecOp::Rope:
+      rope(v);
+      return;
+    case VecOp::TopK:
+      topk(v);
+      return;
+    case VecOp::MoeWeights:
+      moe_weights(v);
+      return;
+    case VecOp::MoePlan:
+      moe_plan(v);
+      return;
     case VecOp::SoftmaxStep: {
       const SoftmaxParams& sp = v.softmax;
       constexpr float kNegInf = -std::numeric_limits<float>::infinity();
@@ -392,6 +438,148 @@ void FunctionalCore::vec(const Vec& v) {
       encode(t0_.data(), n, v.dtype_out, at(v.dst));
       return;
     }
+  }
+}
+
+namespace {
+
+std::int32_t load_i32(const std::byte* p, int64_t i) {
+  std::int32_t v;
+  std::memcpy(&v, p + 4 * i, 4);
+  return v;
+}
+
+void store_i32(std::byte* p, int64_t i, std::int32_t v) { std::memcpy(p + 4 * i, &v, 4); }
+
+float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+
+}  // namespace
+
+void FunctionalCore::rope(const Vec& v) {
+  const int64_t rows = v.rows, cols = v.cols, rot = v.block_cols, first = cols - rot, n = rows * cols;
+  t0_.resize(static_cast<std::size_t>(n));
+  decode(at(v.src0), v.dtype_in, n, t0_.data());
+  const std::byte* pos = at(v.src1);
+  // cos and sin of the angles of one position, shared by its block_rows rows.
+  t1_.resize(static_cast<std::size_t>(rot));
+  for (int64_t r = 0; r < rows; ++r) {
+    if (r % v.block_rows == 0) {
+      const double p = load_i32(pos, r / v.block_rows);
+      for (int64_t i = 0; i < rot / 2; ++i) {
+        const double angle = p * std::pow(v.imm, -2.0 * static_cast<double>(i) / static_cast<double>(rot));
+        t1_[static_cast<std::size_t>(2 * i)] = static_cast<float>(std::cos(angle));
+        t1_[static_cast<std::size_t>(2 * i + 1)] = static_cast<float>(std::sin(angle));
+      }
+    }
+    float* x = t0_.data() + r * cols + first;
+    for (int64_t i = 0; i < rot / 2; ++i) {
+      const float c = t1_[static_cast<std::size_t>(2 * i)], s = t1_[static_cast<std::size_t>(2 * i + 1)];
+      const float x0 = x[2 * i], x1 = x[2 * i + 1];
+      x[2 * i] = x0 * c - x1 * s;
+      x[2 * i + 1] = x0 * s + x1 * c;
+    }
+  }
+  encode(t0_.data(), n, v.dtype_out, at(v.dst));
+}
+
+void FunctionalCore::topk(const Vec& v) {
+  const int64_t experts = v.cols, groups = v.moe.groups, per = experts / groups, k = v.moe.k;
+  const auto ue = static_cast<std::size_t>(experts);
+  t0_.resize(ue), t1_.resize(ue), t2_.resize(static_cast<std::size_t>(groups));
+  decode(at(v.src1), DType::f32, experts, t1_.data());
+  const std::byte* logits = at(v.src0);
+  std::byte* out = at(v.dst);
+  float* keys = t0_.data();
+  float* score = t2_.data();
+  // Best first; ties to the lower index; a NaN key ranks as -inf (a strict weak order).
+  auto better = [](const float* key) {
+    return [key](int64_t a, int64_t b) {
+      const float x = key[a] == key[a] ? key[a] : -std::numeric_limits<float>::infinity();
+      const float y = key[b] == key[b] ? key[b] : -std::numeric_limits<float>::infinity();
+      return x > y || (x == y && a < b);
+    };
+  };
+  for (int64_t r = 0; r < v.rows; ++r) {
+    for (int64_t e = 0; e < experts; ++e) keys[e] = sigmoid(load_f32(logits, r * experts + e)) + t1_[static_cast<std::size_t>(e)];
+    for (int64_t g = 0; g < groups; ++g) {
+      const float* kg = keys + g * per;
+      if (per == 1) {
+        score[g] = kg[0];
+        continue;
+      }
+      int64_t best = 0;
+      for (int64_t e = 1; e < per; ++e)
+        if (better(kg)(e, best)) best = e;
+      int64_t second = best == 0 ? 1 : 0;
+      for (int64_t e = 0; e < per; ++e)
+        if (e != best && better(kg)(e, second)) second = e;
+      score[g] = kg[best] + kg[second];
+    }
+    n0_.resize(static_cast<std::size_t>(groups));
+    for (int64_t g = 0; g < groups; ++g) n0_[static_cast<std::size_t>(g)] = g;
+    std::partial_sort(n0_.begin(), n0_.begin() + v.moe.top_groups, n0_.end(), better(score));
+    n1_.clear();
+    for (int64_t i = 0; i < v.moe.top_groups; ++i)
+      for (int64_t e = 0; e < per; ++e) n1_.push_back(n0_[static_cast<std::size_t>(i)] * per + e);
+    std::partial_sort(n1_.begin(), n1_.begin() + k, n1_.end(), better(keys));
+    for (int64_t j = 0; j < k; ++j) store_i32(out, r * k + j, static_cast<std::int32_t>(n1_[static_cast<std::size_t>(j)]));
+  }
+}
+
+void FunctionalCore::moe_weights(const Vec& v) {
+  const int64_t k = v.cols, experts = v.moe.experts;
+  const std::byte* logits = at(v.src0);
+  const std::byte* chosen = at(v.src1);
+  std::byte* out = at(v.dst);
+  t0_.resize(static_cast<std::size_t>(k));
+  const auto scale = static_cast<float>(v.imm);
+  for (int64_t r = 0; r < v.rows; ++r) {
+    float sum = 0;
+    for (int64_t j = 0; j < k; ++j) {
+      const std::int32_t e = load_i32(chosen, r * k + j);
+      if (e < 0 || e >= experts)
+        fail("row " + std::to_string(r) + " chooses expert " + std::to_string(e) + ", outside 0.." +
+             std::to_string(experts - 1));
+      t0_[static_cast<std::size_t>(j)] = sigmoid(load_f32(logits, r * experts + e));
+      sum += t0_[static_cast<std::size_t>(j)];
+    }
+    for (int64_t j = 0; j < k; ++j) store_f32(out, r * k + j, t0_[static_cast<std::size_t>(j)] / sum * scale);
+  }
+}
+
+void FunctionalCore::moe_plan(const Vec& v) {
+  const MoeParams& m = v.moe;
+  const int64_t choices = v.rows * v.cols, first = m.first_row, window = m.window;
+  const std::byte* chosen = at(v.src0);
+  std::byte* expert_of = at(v.dst);
+  std::byte* token_of = expert_of + 4 * window;
+  std::byte* row_of = token_of + 4 * window;
+  for (int64_t i = 0; i < 3 * window; ++i) store_i32(expert_of, i, -1);
+  // Counting sort: each expert's block starts where the previous one's aligned end is.
+  n0_.assign(static_cast<std::size_t>(m.experts), 0);
+  for (int64_t s = 0; s < choices; ++s) {
+    const std::int32_t e = load_i32(chosen, s);
+    if (e < 0 || e >= m.experts)
+      fail("choice " + std::to_string(s) + " (token " + std::to_string(s / v.cols) + ") is expert " +
+           std::to_string(e) + ", outside 0.." + std::to_string(m.experts - 1));
+    ++n0_[static_cast<std::size_t>(e)];
+  }
+  int64_t start = 0;
+  for (int64_t& c : n0_) {
+    const int64_t count = c;
+    c = start;  // now the next free row of the expert
+    start += (count + m.align - 1) / m.align * m.align;
+  }
+  if (start > m.plan_rows)
+    fail("the plan needs " + std::to_string(start) + " rows, more than its " + std::to_string(m.plan_rows));
+  for (int64_t s = 0; s < choices; ++s) {
+    const std::int32_t e = load_i32(chosen, s);
+    const int64_t row = n0_[static_cast<std::size_t>(e)]++;
+    if (row >= first && row < first + window) {
+      store_i32(expert_of, row - first, e);
+      store_i32(token_of, row - first, static_cast<std::int32_t>(s / v.cols));
+    }
+    if (s >= first && s < first + window) store_i32(row_of, s - first, static_cast<std::int32_t>(row));
   }
 }
 

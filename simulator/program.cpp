@@ -47,6 +47,10 @@ std::string_view vec_op_name(VecOp op) {
     case VecOp::Quantize: return "quantize";
     case VecOp::Dequantize: return "dequantize";
     case VecOp::SoftmaxStep: return "softmax_step";
+    case VecOp::Rope: return "rope";
+    case VecOp::TopK: return "topk";
+    case VecOp::MoeWeights: return "moe_weights";
+    case VecOp::MoePlan: return "moe_plan";
   }
   return "?";
 }
@@ -98,7 +102,8 @@ std::string instr_name(const Instr& instr) {
       [](const auto& i) -> std::string {
         using T = std::decay_t<decltype(i)>;
         if constexpr (std::is_same_v<T, Load>) {
-          return "load " + dims(i.src.rows, i.src.row_bytes) + "B";
+          return std::string(!i.index ? "load " : i.index->per_row ? "gather rows " : "gather ") +
+                 dims(i.src.rows, i.src.row_bytes) + "B";
         } else if constexpr (std::is_same_v<T, Store>) {
           return "store " + dims(i.dst.rows, i.dst.row_bytes) + "B";
         } else if constexpr (std::is_same_v<T, Mma>) {
@@ -170,8 +175,27 @@ std::string vec_text(const Vec& v) {
              " diag=" + std::to_string(s.diag);
       return t;
     }
+    case VecOp::Rope:
+      return op + " " + dst + " <- " + a + " pos " + b + "[row/" + std::to_string(v.block_rows) + "] " + shape +
+             " rot " + std::to_string(v.block_cols) + " theta " + num(v.imm) + " " + conversion(v.dtype_in, v.dtype_out);
+    case VecOp::TopK:
+      return op + " " + dst + " <- " + a + " bias " + b + " " + shape + " k " + std::to_string(v.moe.k) + " groups " +
+             std::to_string(v.moe.top_groups) + "/" + std::to_string(v.moe.groups);
+    case VecOp::MoeWeights:
+      return op + " " + dst + " <- " + a + " chosen " + b + " " + shape + " experts " + std::to_string(v.moe.experts) +
+             " scale " + num(v.imm);
+    case VecOp::MoePlan:
+      return op + " " + dst + " <- " + a + " " + shape + " experts " + std::to_string(v.moe.experts) + " align " +
+             std::to_string(v.moe.align) + " rows " + std::to_string(v.moe.first_row) + "+" +
+             std::to_string(v.moe.window) + " of " + std::to_string(v.moe.plan_rows);
   }
   return op;
+}
+
+std::string index_text(const ::anychip::sim::LoadIndex& x) {
+  return " idx " + std::string(x.per_row ? "hbm[" + hex(x.at) + " + r*" + std::to_string(x.stride) + "]"
+                                          : "hbm[" + hex(x.at) + "]") +
+         " * " + std::to_string(x.scale) + " < " + std::to_string(x.bound);
 }
 
 std::string body_text(const Instr& instr) {
@@ -179,7 +203,8 @@ std::string body_text(const Instr& instr) {
       [](const auto& i) -> std::string {
         using T = std::decay_t<decltype(i)>;
         if constexpr (std::is_same_v<T, Load>) {
-          return "load " + addr_text(i.dst) + " <- " + region_text(i.src) + " " + dims(i.src.rows, i.src.row_bytes) + "B";
+          return "load " + addr_text(i.dst) + " <- " + region_text(i.src) + " " + dims(i.src.rows, i.src.row_bytes) + "B" +
+                 (i.index ? index_text(*i.index) : "");
         } else if constexpr (std::is_same_v<T, Store>) {
           return "store " + region_text(i.dst) + " <- " + addr_text(i.src) + " " + dims(i.dst.rows, i.dst.row_bytes) +
                  "B";

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <variant>
@@ -46,10 +47,33 @@ struct Region {
   std::int64_t stride = 0;
 };
 
-// DMA in: Hbm region -> dense rows at dst (Spm or Acc).
+// Data-dependent addressing of a Load, as a DMA engine's gather mode: int32 indices read
+// from Hbm move the source.
+//   per_row false: one index, at Hbm byte address `at`; the whole source region starts
+//     index * scale bytes further.
+//   per_row true: row r's index is at `at + r * stride`; source row r starts at
+//     base + r * src.stride + index_r * scale (src.stride 0: a pure gather of rows).
+// A negative index zero-fills what it addresses (the whole destination, or row r): the
+// padding of a grouped layout. An index >= bound is an error of the functional unit, which
+// names the kernel and the instruction; nothing outside the hull of indices 0..bound-1 is
+// ever read (validation checks that hull). scale 0 with per_row is a mask: rows whose
+// index is negative become zeros, the others are loaded from their own address.
+// `assumed` is the per-load index the timing engine uses when it has no data (a
+// timing-only run); with data it reads the real one (docs/simulator.md).
+struct LoadIndex {
+  std::int64_t at = 0;
+  bool per_row = false;
+  std::int64_t stride = 4;
+  std::int64_t scale = 0;
+  std::int64_t bound = 1;
+  std::int64_t assumed = 0;
+};
+
+// DMA in: Hbm region -> dense rows at dst (Spm or Acc); with `index`, a gather.
 struct Load {
   Region src;
   Addr dst;
+  std::optional<LoadIndex> index;
 };
 
 // DMA out: dense rows at src (Spm or Acc) -> Hbm region.
@@ -90,6 +114,37 @@ enum class VecOp : std::uint8_t {
   Quantize,         // dst(fp8 dtype_out), aux(scales) = quantize_blocks(src0) with block_rows x block_cols
   Dequantize,       // dst = src0(fp8 dtype_in) * scale of its block_rows x block_cols block (src1)
   SoftmaxStep,      // online softmax: see SoftmaxParams
+  // RoPE: rows of cols elements (dtype_in -> dtype_out); the last block_cols (even)
+  // columns of each row are pairs (x0, x1) rotated by pos * imm^(-2i/block_cols), imm =
+  // theta, pos = src1[row / block_rows] (i32: block_rows rows share a position, the heads
+  // of a token); the first cols - block_cols columns are copied. cos and sin are taken of
+  // the angle evaluated in double and rounded to f32 (the SFU's range reduction is exact);
+  // the rotation is computed in f32.
+  Rope,
+  // DeepSeek-V3 routing: src0 logits f32 rows x cols, src1 bias f32 [cols] -> dst i32
+  // rows x moe.k: keys sigmoid(x) + bias in f32, moe.groups groups ranked by the sum of
+  // their two largest keys (one key when a group has one expert), the moe.top_groups best
+  // kept, then the k largest keys among their experts, best first; ties: lower index.
+  TopK,
+  // Routing weights: src0 logits f32 rows x moe.experts, src1 chosen i32 rows x cols ->
+  // dst f32 rows x cols: s_j = sigmoid(logit of chosen j) in f32, w_j = s_j / sum_j s_j *
+  // imm (summed in f32 in j order). A chosen expert outside 0..experts-1 is an error.
+  MoeWeights,
+  // The contiguous grouped layout (kernels/problems.hpp MoePlanProblem) by counting sort
+  // of src0 = chosen i32 rows (tokens) x cols (k): writes rows moe.first_row ..
+  // moe.first_row + moe.window - 1 of the plan as three i32 arrays of moe.window entries
+  // at dst: expert, token, and the row of each (token, choice) s = first_row + i (-1 where
+  // s >= tokens*k or the row is padding or beyond moe.plan_rows). Experts ascending, each
+  // block at a multiple of moe.align, tokens in order. An expert outside 0..moe.experts-1
+  // is an error.
+  MoePlan,
+};
+
+// The parameters of TopK, MoeWeights and MoePlan.
+struct MoeParams {
+  std::int64_t k = 0, groups = 1, top_groups = 1;  // TopK
+  std::int64_t experts = 0;                        // MoeWeights, MoePlan
+  std::int64_t align = 1, first_row = 0, window = 0, plan_rows = 0;  // MoePlan
 };
 
 // The online-softmax step of flash attention on one score tile S (rows x cols, f32):
@@ -108,11 +163,12 @@ struct Vec {
   Addr dst, src0, src1;
   Addr aux;  // a second output (Quantize: the scales)
   std::int64_t rows = 0, cols = 0;
-  std::int64_t block_rows = 1, block_cols = 128;  // Quantize / Dequantize
+  std::int64_t block_rows = 1, block_cols = 128;  // Quantize / Dequantize; Rope: rows per position, rot
   DType dtype_in = DType::f32, dtype_out = DType::f32;
   DType scale_dtype = DType::f32;  // ScaleAccumulate / Quantize / Dequantize
-  double imm = 0;                  // eps (RmsNorm), extra factor (ScaleAccumulate)
+  double imm = 0;  // eps (RmsNorm), extra factor (ScaleAccumulate), theta (Rope), scale (MoeWeights)
   SoftmaxParams softmax;           // SoftmaxStep only
+  MoeParams moe;                   // TopK, MoeWeights, MoePlan
 };
 
 struct Signal {

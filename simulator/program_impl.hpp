@@ -27,6 +27,10 @@ double mma_flops_per_cycle(const MatrixUnitDesc& matrix, DType a, DType b);
 double mma_cycles(const MatrixUnitDesc& matrix, const Mma& mma);
 double vec_cycles(const VectorUnitDesc& vector, const Vec& vec);
 
+// The cycles a gather's index read holds its DMA pipe (one HBM latency), when the indices
+// are not already held by the core.
+double index_read_cycles(const ChipDesc& chip);
+
 // The bytes a DMA instruction moves.
 inline std::int64_t dma_bytes(const Region& r) { return r.rows * r.row_bytes; }
 

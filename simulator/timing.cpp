@@ -28,7 +28,9 @@
 #include <bit>
 #include <cmath>
 #include <limits>
+#include <cstring>
 #include <queue>
+#include <unordered_set>
 
 #include "anychip/error.hpp"
 #include "simulator/engine_impl.hpp"
@@ -54,7 +56,10 @@ struct TimedOp {
   uint32_t index = 0;  // position in the program
   int arg = 0;         // Signal/Wait: the flag; Load/Store: the region's index in CoreRun::regions
   OpKind kind = OpKind::Compute;
+  std::uint8_t flags = 0;  // Load: kIndexed, kBypassL2
 };
+constexpr std::uint8_t kIndexed = 1;   // a gather: its indices are read first
+constexpr std::uint8_t kBypassL2 = 2;  // rows scattered by their indices: from HBM, not tracked in L2
 static_assert(sizeof(TimedOp) == 32);
 
 struct RegionKey {
@@ -284,17 +289,19 @@ struct CoreRun {
   std::vector<RegionKey> regions;                // of the DMA instructions
   std::vector<int> flags;
   std::array<PipeRun, kPipes> pipes;
+  std::unordered_set<int64_t> index_lines;  // 64-byte lines of gather indices read by this item
 };
 
 class Engine {
  public:
   Engine(const RunContext& ctx, const TileKernel& kernel, std::span<const int64_t> args, int64_t hbm_bytes,
-         std::vector<TraceEvent>* trace)
+         std::span<const std::byte> hbm, std::vector<TraceEvent>* trace)
       : ctx_(ctx),
         chip_(*ctx.chip),
         kernel_(kernel),
         args_(args),
         hbm_bytes_(hbm_bytes),
+        hbm_(hbm),
         trace_(trace),
         l2_(chip_.l2_bytes),
         cores_(static_cast<std::size_t>(std::min<int64_t>(chip_.cores, std::max<int64_t>(kernel.work_items, 0)))) {
@@ -370,6 +377,7 @@ class Engine {
     compile(core);
     core.flags.assign(static_cast<std::size_t>(facts.flags), 0);
     core.pipes = {};
+    core.index_lines.clear();
     core.done_pipes = 0;
     core.ready = (1u << kPipes) - 1;
     pump(c, now);
@@ -386,7 +394,8 @@ class Engine {
       const Pipe pipe = pipe_of(instr);
       if (const auto* l = std::get_if<Load>(&instr)) {
         op.kind = OpKind::Load;
-        set_region(core, op, l->src);
+        if (l->index) gather_region(core, op, *l);
+        else set_region(core, op, l->src);
       } else if (const auto* s = std::get_if<Store>(&instr)) {
         op.kind = OpKind::Store;
         set_region(core, op, s->dst);
@@ -417,6 +426,44 @@ class Engine {
     op.bytes = r.rows * r.row_bytes;
     op.arg = static_cast<int>(core.regions.size());
     core.regions.push_back(RegionKey{r.base.offset, r.rows, r.row_bytes, r.rows > 1 ? r.stride : 0});
+  }
+
+  // A gather. A per-load index moves the whole region: the real index when the run has
+  // data, else the lowering's assumed one (docs/simulator.md); a negative index zero-fills
+  // and moves no bytes. Rows scattered by per-row indices stream from HBM and are not
+  // tracked in L2; a per-row mask (scale 0) loads the region as a plain load would.
+  void gather_region(CoreRun& core, TimedOp& op, const Load& l) {
+    const LoadIndex& x = *l.index;
+    op.flags = kIndexed;
+    Region r = l.src;
+    if (x.per_row) {
+      if (x.scale != 0) op.flags |= kBypassL2;
+      set_region(core, op, r);
+      return;
+    }
+    int64_t idx = x.assumed;
+    if (!hbm_.empty()) {
+      std::int32_t v;
+      std::memcpy(&v, hbm_.data() + x.at, 4);  // validated: within the memory
+      if (v < x.bound) idx = v;                 // out of range: the functional pass reports it
+    }
+    if (idx >= 0) r.base.offset += idx * x.scale;
+    set_region(core, op, r);
+    if (idx < 0) op.bytes = 0;
+  }
+
+  // The cycles a gather's index read adds to its issue: one HBM latency, unless every
+  // 64-byte line of its indices has already been read by this work item (the DMA engine
+  // keeps the indices it fetched, as a kernel keeps a tile's group in a register).
+  double index_read(CoreRun& core, const TimedOp& op) {
+    const Load& l = std::get<Load>(core.program.instrs[op.index]);
+    const LoadIndex& x = *l.index;
+    const int64_t last = x.at + (x.per_row ? (l.src.rows - 1) * x.stride : 0) + 4;
+    bool missed = false;
+    for (int64_t line = x.at / 64; line * 64 < last; ++line) missed |= core.index_lines.insert(line).second;
+    if (!missed) return 0;
+    stats_.hbm_bytes += static_cast<double>(x.per_row ? 4 * l.src.rows : 4);
+    return index_read_cycles(chip_);
   }
 
   // Steps every ready pipe of core c, lowest pipe first, until none is ready.
@@ -475,13 +522,15 @@ class Engine {
           push(now + op.cycles, c, p, EventKind::ComputeDone);
           return;
         case OpKind::Load:
-        case OpKind::Store:
+        case OpKind::Store: {
           pr.state = PipeState::Busy;
           pr.start = now;
           __builtin_prefetch(&op + 1);
-          if (op.cycles > 0) push(now + op.cycles, c, p, EventKind::IssueDone);
+          const double issue = op.cycles + (op.flags & kIndexed ? index_read(core, op) : 0.0);
+          if (issue > 0) push(now + issue, c, p, EventKind::IssueDone);
           else start_stream(c, p, now);
           return;
+        }
       }
     }
   }
@@ -528,7 +577,7 @@ class Engine {
     std::uint8_t memory = kHbm;
     if (op.kind == OpKind::Store) {
       l2_.write(key, op.bytes);
-    } else if (l2_.access(key, op.bytes)) {
+    } else if (!(op.flags & kBypassL2) && op.bytes > 0 && l2_.access(key, op.bytes)) {
       memory = kL2;
     }
     (memory == kL2 ? stats_.l2_bytes : stats_.hbm_bytes) += static_cast<double>(op.bytes);
@@ -617,6 +666,7 @@ class Engine {
   const TileKernel& kernel_;
   std::span<const int64_t> args_;
   int64_t hbm_bytes_;
+  std::span<const std::byte> hbm_;
   std::vector<TraceEvent>* trace_;
   L2Residency l2_;
   std::vector<CoreRun> cores_;
@@ -631,8 +681,8 @@ class Engine {
 }  // namespace
 
 RunStats run_timing(const RunContext& ctx, const TileKernel& kernel, std::span<const int64_t> args,
-                    int64_t hbm_bytes, std::vector<TraceEvent>* trace) {
-  return Engine(ctx, kernel, args, hbm_bytes, trace).run();
+                    int64_t hbm_bytes, std::span<const std::byte> hbm, std::vector<TraceEvent>* trace) {
+  return Engine(ctx, kernel, args, hbm_bytes, hbm, trace).run();
 }
 
 }  // namespace anychip::sim::detail

@@ -111,8 +111,22 @@ class Checker {
   }
 
   void check(const Load& l) {
-    hbm("source", l.src);
     local("destination", l.dst, product(l.src.rows, l.src.row_bytes, "the load"), true, true);
+    if (!l.index) {
+      hbm("source", l.src);
+      return;
+    }
+    const LoadIndex& x = *l.index;
+    check_count("index stride", x.stride);
+    check_count("index scale", x.scale);
+    if (x.bound < 1 || x.bound > kMaxBytes) fail("index bound " + std::to_string(x.bound) + " must be positive");
+    if (x.assumed < 0 || x.assumed >= x.bound)
+      fail("assumed index " + std::to_string(x.assumed) + " is outside 0.." + std::to_string(x.bound - 1));
+    // The indices themselves, and the hull of every row any index 0..bound-1 can address.
+    hbm("index", Region{{Space::Hbm, x.at}, x.per_row ? l.src.rows : 1, 4, x.stride});
+    Region hull = l.src;
+    hull.row_bytes = product(x.bound - 1, x.scale, "the gathered source") + l.src.row_bytes;
+    hbm("gathered source", hull);
   }
 
   void check(const Store& s) {
@@ -219,6 +233,45 @@ class Checker {
         local("sum", v.softmax.sum, bytes(v.rows, DType::f32), true, true);
         local("alpha", v.softmax.alpha, bytes(v.rows, DType::f32), true, true);
         return;
+      case VecOp::Rope:
+        dtype_in("dtype_in", v.dtype_in, is_float(v.dtype_in), kFloat);
+        dtype_in("dtype_out", v.dtype_out, is_float(v.dtype_out), kFloat);
+        if (v.block_rows < 1) fail("rope rows per position (block_rows) must be positive");
+        if (v.block_cols < 0 || v.block_cols % 2 != 0 || v.block_cols > v.cols)
+          fail("rope rotates " + std::to_string(v.block_cols) + " columns (block_cols): it must be even and at most cols " +
+               std::to_string(v.cols));
+        local("src0", v.src0, bytes(n, v.dtype_in), true, true);
+        local("src1", v.src1, bytes((v.rows + v.block_rows - 1) / v.block_rows, DType::i32), true, true);
+        local("dst", v.dst, bytes(n, v.dtype_out), true, true);
+        return;
+      case VecOp::TopK: {
+        const MoeParams& m = v.moe;
+        if (m.groups < 1 || v.cols % m.groups != 0 || m.top_groups < 1 || m.top_groups > m.groups || m.k < 1 ||
+            m.k > m.top_groups * (v.cols / m.groups))
+          fail("topk of k=" + std::to_string(m.k) + " among " + std::to_string(m.top_groups) + " of " +
+               std::to_string(m.groups) + " groups of " + std::to_string(v.cols) +
+               " experts: groups must divide the experts and the kept groups must hold k experts");
+        local("src0", v.src0, bytes(n, DType::f32), true, true);
+        local("src1", v.src1, bytes(v.cols, DType::f32), true, true);
+        local("dst", v.dst, bytes(product(v.rows, m.k, "the chosen experts"), DType::i32), true, true);
+        return;
+      }
+      case VecOp::MoeWeights:
+        if (v.moe.experts < 1 || v.moe.experts > kMaxBytes) fail("moe_weights needs experts >= 1");
+        local("src0", v.src0, bytes(product(v.rows, v.moe.experts, "the logits"), DType::f32), true, true);
+        local("src1", v.src1, bytes(n, DType::i32), true, true);
+        local("dst", v.dst, bytes(n, DType::f32), true, true);
+        return;
+      case VecOp::MoePlan: {
+        const MoeParams& m = v.moe;
+        if (m.experts < 1 || m.align < 1 || m.first_row < 0 || m.window < 0 || m.plan_rows < 0 ||
+            m.experts > kMaxBytes || m.align > kMaxBytes || m.first_row > kMaxBytes || m.window > kMaxBytes ||
+            m.plan_rows > kMaxBytes)
+          fail("moe_plan needs experts >= 1, align >= 1 and a window of rows at or after 0");
+        local("src0", v.src0, bytes(n, DType::i32), true, true);
+        local("dst", v.dst, bytes(product(3, m.window, "the plan window"), DType::i32), true, true);
+        return;
+      }
     }
     fail("unknown vector op " + std::to_string(static_cast<int>(v.op)));
   }

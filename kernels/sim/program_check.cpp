@@ -46,7 +46,16 @@ std::vector<Access> accesses(const Instr& instr) {
       [&](const auto& i) {
         using T = std::decay_t<decltype(i)>;
         if constexpr (std::is_same_v<T, Load>) {
-          add_region(a, i.src, false);
+          if (i.index) {
+            // The indices, and every byte any index below the bound can address.
+            const auto& x = *i.index;
+            add_region(a, Region{{Space::Hbm, x.at}, x.per_row ? i.src.rows : 1, 4, x.stride}, false);
+            Region hull = i.src;
+            hull.row_bytes += (x.bound - 1) * x.scale;
+            add_region(a, hull, false);
+          } else {
+            add_region(a, i.src, false);
+          }
           add(a, i.dst, i.src.rows * i.src.row_bytes, true);
         } else if constexpr (std::is_same_v<T, Store>) {
           add(a, i.src, i.dst.rows * i.dst.row_bytes, false);
@@ -110,6 +119,25 @@ std::vector<Access> accesses(const Instr& instr) {
               }
               add(a, i.softmax.alpha, i.rows * 4, true);
               add(a, i.dst, bytes_of(i.dtype_out, n), true);
+              break;
+            case VecOp::Rope:
+              add(a, i.src0, bytes_of(i.dtype_in, n), false);
+              add(a, i.src1, ceil_div(i.rows, std::max<std::int64_t>(i.block_rows, 1)) * 4, false);
+              add(a, i.dst, bytes_of(i.dtype_out, n), true);
+              break;
+            case VecOp::TopK:
+              add(a, i.src0, n * 4, false);
+              add(a, i.src1, i.cols * 4, false);
+              add(a, i.dst, i.rows * i.moe.k * 4, true);
+              break;
+            case VecOp::MoeWeights:
+              add(a, i.src0, i.rows * i.moe.experts * 4, false);
+              add(a, i.src1, n * 4, false);
+              add(a, i.dst, n * 4, true);
+              break;
+            case VecOp::MoePlan:
+              add(a, i.src0, n * 4, false);
+              add(a, i.dst, 3 * i.moe.window * 4, true);
               break;
           }
         }
