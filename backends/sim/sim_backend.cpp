@@ -163,6 +163,7 @@ class SimKernel final : public Kernel {
 
 DType matrix_dtype(const kernels::Problem& p) {
   if (const auto* g = std::get_if<kernels::GemmFp8Problem>(&p)) return g->a_dtype;
+  if (const auto* g = std::get_if<kernels::GemmFp8GroupedProblem>(&p)) return g->a_dtype;
   if (const auto* g = std::get_if<kernels::GemmProblem>(&p)) return g->in_dtype;
   if (const auto* a = std::get_if<kernels::AttentionProblem>(&p)) return a->dtype;
   return DType::f32;

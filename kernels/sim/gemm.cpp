@@ -25,6 +25,15 @@
 // stored straight from the accumulator (or the running sum). The converted tile reuses
 // the operand buffers (free once the last mma has read them) when it fits there.
 //
+// gemm_fp8_grouped (DeepGEMM's contiguous layout) is the same kernel with B chosen per
+// tile: the tile's group is the group of its first row (tiles of m rows, m dividing align,
+// never mix groups), read by the DMA engine's gather (simulator/program.hpp, LoadIndex):
+// B and B's scales are loaded from expert g's rows, or zero-filled when g is -1. A and A's
+// scales are loaded with a per-row mask on the same group array, so that every row of
+// group -1 is zero whatever A holds there, and its output row is 0. In a timing-only run
+// the tiles are assumed spread evenly over the groups (tile mi of mt has group
+// mi * groups / mt), so that B tiles are shared in L2 only by the tiles of one group.
+//
 // A tile wider than 128 columns is cut into 128-column chunks (each chunk's B scale is one
 // value per step); narrower tiles divide 128. Edge tiles use the partial m, n; nothing
 // outside the matrices is read or written.
@@ -99,6 +108,8 @@ void convert_tile(Emitter& e, Addr dst, Addr src, DType out, std::int64_t me, st
 
 struct Fp8Plan {
   GemmFp8Problem p;
+  bool grouped = false;           // gemm_fp8_grouped: p.n columns per group
+  std::int64_t groups = 1;
   std::int64_t tm = 0, tn = 0, chunk = 0, chunks = 0, nk = 0, ssa = 0, ssb = 0;
   int stages = 2;
   bool native = false;
@@ -107,9 +118,10 @@ struct Fp8Plan {
   Footprint fp;
 };
 
-Fp8Plan plan_fp8(const GemmFp8Problem& p, const TileConfig& t, const ChipDesc& chip) {
+Fp8Plan plan_fp8(const GemmFp8Problem& p, const TileConfig& t, const ChipDesc& chip, std::int64_t groups = 0) {
   Fp8Plan P;
   P.p = p;
+  P.grouped = groups > 0, P.groups = std::max<std::int64_t>(groups, 1);
   P.tm = std::max(t.m, 1), P.tn = std::max(t.n, 1);
   P.chunk = std::min<std::int64_t>(P.tn, kScaleBlock);
   P.chunks = ceil_div(P.tn, P.chunk);
@@ -148,14 +160,33 @@ void build_fp8(const Fp8Plan& P, const TileGrid& grid, std::int64_t item, std::s
                Program& program) {
   const GemmFp8Problem& p = P.p;
   Emitter e(program);
-  const std::int64_t A = args[0], SA = args[1], B = args[2], SB = args[3], D = args[4], C = args[5];
+  const bool grouped = P.grouped;
+  const std::int64_t A = args[0], SA = args[1], B = args[2], SB = args[3];
+  const std::int64_t D = args[grouped ? 5 : 4], C = args[grouped ? 6 : 5];
   const auto [mi, ni] = grid.tile(item);
   const std::int64_t m0 = mi * P.tm, n0 = ni * P.tn;
   const std::int64_t me = std::min(P.tm, p.m - m0), ne = std::min(P.tn, p.n - n0);
   const std::int64_t nch = ceil_div(ne, P.chunk), nk = P.nk, K = p.k;
 
+  // Grouped: the tile's group is read at `group` (its first row); B and B's scales move by
+  // whole experts, A and A's scales are masked row by row.
+  const std::int64_t group = grouped ? args[4] + m0 * 4 : 0;
+  const std::int64_t assumed = std::min(P.groups - 1, mi * P.groups / std::max<std::int64_t>(grid.mt, 1));
+  auto per_tile = [&](std::int64_t scale) { return LoadIndex{group, false, 4, scale, P.groups, assumed}; };
+  const LoadIndex mask{group, true, 4, 0, P.groups, 0};
+  auto load_a = [&](Addr dst, std::int64_t src, std::int64_t row_bytes, std::int64_t stride) {
+    if (grouped) e.load(dst, src, me, row_bytes, stride, mask);
+    else e.load(dst, src, me, row_bytes, stride);
+  };
+  auto load_b = [&](Addr dst, std::int64_t src, std::int64_t rows, std::int64_t row_bytes, std::int64_t stride,
+                    std::int64_t group_bytes) {
+    if (grouped) e.load(dst, src, rows, row_bytes, stride, per_tile(group_bytes));
+    else e.load(dst, src, rows, row_bytes, stride);
+  };
+
   // B's scales of this tile's chunks (rows n0/128 ...), every K block.
-  e.load(P.sb, SB + (n0 / kScaleBlock) * nk * P.ssb, nch, nk * P.ssb, nk * P.ssb);
+  load_b(P.sb, SB + (n0 / kScaleBlock) * nk * P.ssb, nch, nk * P.ssb, nk * P.ssb,
+         p.n / kScaleBlock * nk * P.ssb);
   const bool ue8m0 = !P.native && (P.ssa == 1 || P.ssb == 1);
   if (ue8m0) e.load_ones(P.ones, C, std::max(me, nch * nk));
   e.signal(Pipe::DmaIn, kScalesB);
@@ -172,15 +203,15 @@ void build_fp8(const Fp8Plan& P, const TileGrid& grid, std::int64_t item, std::s
     const bool tmp_reused = kb >= 2, tmp_reused_later = kb + 2 < nk;
     // dma_in: A, B (and A's scale column) of this step.
     if (reused) e.wait(Pipe::DmaIn, empty(s));
-    e.load(P.a[s], A + m0 * K + kb * kScaleBlock, me, kScaleBlock, K);
-    e.load(P.b[s], B + n0 * K + kb * kScaleBlock, ne, kScaleBlock, K);
+    load_a(P.a[s], A + m0 * K + kb * kScaleBlock, kScaleBlock, K);
+    load_b(P.b[s], B + n0 * K + kb * kScaleBlock, ne, kScaleBlock, K, p.n * K);
     if (P.native) {
-      e.load(P.sa[s], SA + (m0 * nk + kb) * P.ssa, me, P.ssa, nk * P.ssa);
+      load_a(P.sa[s], SA + (m0 * nk + kb) * P.ssa, P.ssa, nk * P.ssa);
       e.signal(Pipe::DmaIn, full(s));
     } else {
       e.signal(Pipe::DmaIn, full(s));
       if (reused) e.wait(Pipe::DmaIn, sa_free(s));
-      e.load(P.sa[s], SA + (m0 * nk + kb) * P.ssa, me, P.ssa, nk * P.ssa);
+      load_a(P.sa[s], SA + (m0 * nk + kb) * P.ssa, P.ssa, nk * P.ssa);
       e.signal(Pipe::DmaIn, sa_full(s));
     }
 
@@ -268,10 +299,12 @@ double estimate(const ChipDesc& chip, std::int64_t items, std::int64_t steps, in
                    loaded_per_item * static_cast<double>(items) / l2_per_cycle});
 }
 
-double estimate_fp8(const GemmFp8Problem& p, const TileConfig& t, const ChipDesc& chip) {
-  const Fp8Plan P = plan_fp8(p, t, chip);
+double estimate_fp8(const GemmFp8Problem& p, const TileConfig& t, const ChipDesc& chip, std::int64_t groups = 0) {
+  const Fp8Plan P = plan_fp8(p, t, chip, groups);
   const TileGrid grid(p.m, p.n, P.tm, P.tn);
   const std::int64_t me = std::min(P.tm, p.m), ne = std::min(P.tn, p.n);
+  // The plain kernel's costs: a grouped kernel's gathers add one index read per tile
+  // (the DMA engine keeps the group), not the one per load that instruction_cycles counts.
   const std::vector<std::int64_t> args(7, 0);
   const ItemCost c = item_cost(chip, [&](int steps) {
     GemmFp8Problem q = p;
@@ -281,7 +314,7 @@ double estimate_fp8(const GemmFp8Problem& p, const TileConfig& t, const ChipDesc
     return prog;
   });
   const double loaded = static_cast<double>((me + ne) * p.k) + static_cast<double>(me * P.nk * P.ssa);
-  const double unique = static_cast<double>((p.m + p.n) * p.k) +
+  const double unique = static_cast<double>((p.m + P.groups * p.n) * p.k) +
                         static_cast<double>(p.m * p.n * bytes_of(p.out_dtype, 1));
   return estimate(chip, grid.items(), P.nk, P.stages, c, loaded, unique);
 }
@@ -422,6 +455,67 @@ TileKernel build(const GemmFp8Problem& p, const TileConfig& t, const ChipDesc& c
   const TileGrid grid(p.m, p.n, plan->tm, plan->tn);
   TileKernel k;
   k.name = "gemm_fp8";
+  k.work_items = p.m > 0 && p.n > 0 ? grid.items() : 0;
+  k.build = [plan, grid](std::int64_t item, std::span<const std::int64_t> args, Program& out) {
+    build_fp8(*plan, grid, item, args, out);
+  };
+  return k;
+}
+
+// gemm_fp8_grouped --------------------------------------------------------------------------
+
+namespace {
+
+GemmFp8Problem per_group(const GemmFp8GroupedProblem& p) {
+  return {p.m, p.n, p.k, p.a_dtype, p.b_dtype, p.a_scale_dtype, p.b_scale_dtype, p.out_dtype};
+}
+
+}  // namespace
+
+std::string check(const GemmFp8GroupedProblem& p, const TileConfig& t, const ChipDesc& chip) {
+  if (p.groups < 1) return "gemm_fp8_grouped: groups must be positive";
+  if (p.n % kScaleBlock != 0) return "gemm_fp8_grouped: N=" + std::to_string(p.n) + " is not a multiple of 128";
+  if (p.align < 1) return "gemm_fp8_grouped: align must be positive";
+  if (p.groups > (std::int64_t{1} << 31)) return "gemm_fp8_grouped: groups do not fit the i32 group ids";
+  if (t.m > 0 && p.align % t.m != 0)
+    return "gemm_fp8_grouped: tile m=" + std::to_string(t.m) + " does not divide align=" + std::to_string(p.align) +
+           " (a tile must not mix groups)";
+  if (auto why = check(per_group(p), t, chip); !why.empty()) return why;
+  return "";
+}
+
+Footprint footprint(const GemmFp8GroupedProblem& p, const TileConfig& t, const ChipDesc& chip) {
+  return plan_fp8(per_group(p), t, chip, p.groups).fp;
+}
+
+TileConfig choose(const GemmFp8GroupedProblem& p, const ChipDesc& chip) {
+  const GemmFp8Problem q = per_group(p);
+  std::vector<TileConfig> candidates;
+  for (int stages = 2; stages <= kMaxStages; ++stages)
+    for (std::int64_t tm : {1, 2, 4, 8, 16, 32, 64, 128, 256})
+      for (std::int64_t tn : kTileSizes) {
+        if (p.align % tm != 0) continue;
+        if (tm > round_up(std::max<std::int64_t>(p.m, 1), 16) * 2 && tm > 16) continue;
+        if (tn > round_up(std::max<std::int64_t>(p.n, 1), 16) * 2 && tn > 16) continue;
+        if (stages > 2 && p.k / kScaleBlock <= 2) continue;
+        candidates.push_back({static_cast<int>(tm), static_cast<int>(tn), static_cast<int>(kScaleBlock), stages});
+      }
+  if (candidates.empty()) return {1, 128, static_cast<int>(kScaleBlock), 2};
+  if (p.k <= 0 || p.k % kScaleBlock != 0 || p.m <= 0 || p.n <= 0) return candidates.front();
+  return pick(
+      candidates,
+      [&](const TileConfig& t) -> std::int64_t {
+        const Footprint f = footprint(p, t, chip);
+        return fits(f, chip) ? f.scratchpad_bytes : -1;
+      },
+      [&](const TileConfig& t) { return estimate_fp8(q, t, chip, p.groups); });
+}
+
+TileKernel build(const GemmFp8GroupedProblem& p, const TileConfig& t, const ChipDesc& chip, int) {
+  auto plan = std::make_shared<const Fp8Plan>(plan_fp8(per_group(p), t, chip, p.groups));
+  const TileGrid grid(p.m, p.n, plan->tm, plan->tn);
+  TileKernel k;
+  k.name = "gemm_fp8_grouped";
   k.work_items = p.m > 0 && p.n > 0 ? grid.items() : 0;
   k.build = [plan, grid](std::int64_t item, std::span<const std::int64_t> args, Program& out) {
     build_fp8(*plan, grid, item, args, out);

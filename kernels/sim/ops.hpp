@@ -27,17 +27,16 @@ ANYCHIP_SIM_OP(SiluMulProblem)
 ANYCHIP_SIM_OP(AddProblem)
 ANYCHIP_SIM_OP(QuantizeProblem)
 ANYCHIP_SIM_OP(DequantizeProblem)
+ANYCHIP_SIM_OP(RopeProblem)
+ANYCHIP_SIM_OP(SliceProblem)
+ANYCHIP_SIM_OP(ConcatProblem)
+ANYCHIP_SIM_OP(MoeTopkProblem)
+ANYCHIP_SIM_OP(MoeWeightsProblem)
+ANYCHIP_SIM_OP(MoePlanProblem)
+ANYCHIP_SIM_OP(MoeGatherProblem)
+ANYCHIP_SIM_OP(GemmFp8GroupedProblem)
+ANYCHIP_SIM_OP(MoeCombineProblem)
 #undef ANYCHIP_SIM_OP
-
-// Ops the simulator has no lowering for yet: check() says so, and the rest is never called.
-template <typename P>
-TileConfig choose(const P&, const ChipDesc&) { return {}; }
-template <typename P>
-std::string check(const P&, const TileConfig&, const ChipDesc&) { return "not lowered for the simulator yet"; }
-template <typename P>
-Footprint footprint(const P&, const TileConfig&, const ChipDesc&) { return {}; }
-template <typename P>
-TileKernel build(const P&, const TileConfig&, const ChipDesc&, int) { return {}; }
 
 int phases(const AttentionProblem& p, const TileConfig& t, const ChipDesc& chip);
 std::int64_t workspace(const AttentionProblem& p, const TileConfig& t, const ChipDesc& chip);

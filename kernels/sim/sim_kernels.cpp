@@ -46,13 +46,17 @@ std::vector<std::string> operand_names(const Problem& p) {
     V operator()(const AddProblem&) const { return {"a", "b", "y"}; }
     V operator()(const QuantizeProblem&) const { return {"x", "q", "q scales"}; }
     V operator()(const DequantizeProblem&) const { return {"q", "q scales", "y"}; }
+    V operator()(const RopeProblem&) const { return {"x", "pos", "y"}; }
+    V operator()(const SliceProblem&) const { return {"x", "y"}; }
+    V operator()(const ConcatProblem&) const { return {"a", "b", "y"}; }
+    V operator()(const MoeTopkProblem&) const { return {"logits", "bias", "experts"}; }
+    V operator()(const MoeWeightsProblem&) const { return {"logits", "experts", "weights"}; }
+    V operator()(const MoePlanProblem&) const { return {"experts", "plan"}; }
+    V operator()(const MoeGatherProblem&) const { return {"x", "plan", "y"}; }
+    V operator()(const GemmFp8GroupedProblem&) const { return {"a", "a scales", "b", "b scales", "group", "d"}; }
+    V operator()(const MoeCombineProblem&) const { return {"y", "plan", "weights", "out"}; }
   };
-  return std::visit(
-      [](const auto& q) -> std::vector<std::string> {
-        if constexpr (std::is_invocable_v<Names, decltype(q)>) return Names{}(q);
-        else return {};  // ops not lowered yet
-      },
-      p);
+  return std::visit(Names{}, p);
 }
 
 }  // namespace

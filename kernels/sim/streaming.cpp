@@ -17,42 +17,17 @@
 
 #include "anychip/error.hpp"
 #include "kernels/sim/ops.hpp"
+#include "kernels/sim/stream_op.hpp"
 #include "kernels/sim/tile_builder.hpp"
 
 namespace anychip::kernels::sim {
-namespace {
 
-using Args = std::span<const std::int64_t>;
-
-// A rows x cols matrix walked in tm x tn tiles, row-major over tiles.
-struct Tiles2d {
-  std::int64_t rows = 0, cols = 0, tm = 1, tn = 1, rt = 0, ct = 0;
-  Tiles2d() = default;
-  Tiles2d(std::int64_t r, std::int64_t c, std::int64_t m, std::int64_t n)
-      : rows(r), cols(c), tm(std::max<std::int64_t>(m, 1)), tn(std::max<std::int64_t>(n, 1)),
-        rt(ceil_div(r, tm)), ct(ceil_div(c, tn)) {}
-  std::int64_t steps() const { return rows > 0 && cols > 0 ? rt * ct : 0; }
-  struct Tile {
-    std::int64_t r0, c0, re, ce;
-  };
-  Tile tile(std::int64_t step) const {
-    const std::int64_t r0 = step / ct * tm, c0 = step % ct * tn;
-    return {r0, c0, std::min(tm, rows - r0), std::min(tn, cols - c0)};
-  }
-};
-
-// The per-pipe idle-chip cycles of one program.
 std::vector<double> pipe_cycles(const ChipDesc& chip, const Program& prog) {
   std::vector<double> c(4, 0.0);
   for (const Instr& i : prog.instrs) c[static_cast<std::size_t>(::anychip::sim::pipe_of(i))] += cycles(chip, i);
   return c;
 }
 
-// Estimated cycles of a streaming kernel: each core runs its steps with the pipes
-// overlapped: a step takes the slowest pipe (DMA in at least its share of HBM with every
-// core streaming), or a buffer set's round trip through load, latency, compute (and
-// store, latency) over the stages; plus one step of fill and drain. Never less than the
-// bytes over HBM.
 double stream_estimate(const ChipDesc& chip, std::int64_t steps, int stages, const std::vector<double>& step,
                        double step_bytes, double setup, double bytes) {
   const StepRuns runs = step_runs(steps, chip.cores);
@@ -63,18 +38,6 @@ double stream_estimate(const ChipDesc& chip, std::int64_t steps, int stages, con
   const double item = setup + static_cast<double>(runs.steps_per_item) * slowest + load + step[2] + step[3] + 2 * lat;
   return std::max(item, bytes / hbm_per_cycle);
 }
-
-// A streaming op: its steps and what each pipe does in one.
-struct StreamOp {
-  int stages = 2;
-  explicit StreamOp(const TileConfig& t) : stages(std::clamp(t.stages, 2, kMaxStreamStages)) {}
-  virtual ~StreamOp() = default;
-  virtual std::int64_t steps() const = 0;
-  virtual void setup(Emitter&, Args) const {}
-  virtual void load(Emitter& e, std::int64_t step, int s, Args args) const = 0;
-  virtual void compute(Emitter& e, std::int64_t step, int s) const = 0;
-  virtual void store(Emitter& e, std::int64_t step, int s, Args args) const = 0;
-};
 
 TileKernel stream_kernel(std::string name, std::shared_ptr<const StreamOp> op, std::int64_t cores) {
   const StepRuns runs = step_runs(op->steps(), cores);
@@ -93,12 +56,30 @@ TileKernel stream_kernel(std::string name, std::shared_ptr<const StreamOp> op, s
   return k;
 }
 
-// Per-pipe cycles of one step (the first) of op, the bytes it moves, and the cycles of
-// its setup.
-struct StepCost {
-  std::vector<double> pipes;
-  double bytes = 0, setup = 0;
-};
+TileKernel copy_kernel(std::string name, std::shared_ptr<const StreamOp> op, std::int64_t cores) {
+  const StepRuns runs = step_runs(op->steps(), cores);
+  TileKernel k;
+  k.name = std::move(name);
+  k.work_items = runs.items;
+  k.build = [op, runs](std::int64_t item, Args args, Program& out) {
+    Emitter e(out);
+    const std::int64_t first = runs.first(item), n = runs.count(item, op->steps());
+    const int stages = op->stages;
+    auto full = [](int s) { return s; };
+    auto free = [](int s) { return kMaxStreamStages + s; };
+    op->setup(e, args);
+    for (std::int64_t i = 0; i < n; ++i) {
+      const int s = static_cast<int>(i % stages);
+      if (i >= stages) e.wait(Pipe::DmaIn, free(s));
+      op->load(e, first + i, s, args);
+      e.signal(Pipe::DmaIn, full(s));
+      e.wait(Pipe::DmaOut, full(s));
+      op->store(e, first + i, s, args);
+      if (i + stages < n) e.signal(Pipe::DmaOut, free(s));
+    }
+  };
+  return k;
+}
 
 StepCost step_cost(const ChipDesc& chip, const StreamOp& op, std::size_t nargs) {
   const std::vector<std::int64_t> args(nargs, 0);
@@ -121,7 +102,6 @@ StepCost step_cost(const ChipDesc& chip, const StreamOp& op, std::size_t nargs) 
   return c;
 }
 
-// Each candidate with every pipeline depth.
 std::vector<TileConfig> with_stages(const std::vector<TileConfig>& tiles) {
   std::vector<TileConfig> out;
   for (int stages = 2; stages <= kMaxStreamStages; ++stages)
@@ -132,28 +112,6 @@ std::vector<TileConfig> with_stages(const std::vector<TileConfig>& tiles) {
   return out;
 }
 
-template <typename MakeOp>
-TileConfig choose_stream(const std::vector<TileConfig>& candidates, const ChipDesc& chip, std::size_t nargs,
-                         double bytes, MakeOp make) {
-  return pick(
-      with_stages(candidates),
-      [&](const TileConfig& t) -> std::int64_t {
-        const Footprint f = make(t)->footprint();
-        return fits(f, chip) ? f.scratchpad_bytes : -1;
-      },
-      [&](const TileConfig& t) {
-        const auto op = make(t);
-        const StepCost c = step_cost(chip, *op, nargs);
-        return stream_estimate(chip, op->steps(), op->stages, c.pipes, c.bytes, c.setup, bytes);
-      });
-}
-
-// Row counts, then column counts, tried by the choosers.
-const std::int64_t kRowTiles[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
-const std::int64_t kColTiles[] = {128, 256, 512, 1024, 2048, 4096, 8192, 16384};
-
-// Tile candidates m x n with m a multiple of row_unit up to rows, n a multiple of col_unit
-// up to cols (the whole width is always a candidate when it is a multiple or is all).
 std::vector<TileConfig> grid_candidates(std::int64_t rows, std::int64_t cols, std::int64_t row_unit,
                                         std::int64_t col_unit) {
   std::vector<std::int64_t> ms, ns;
@@ -173,6 +131,18 @@ std::vector<TileConfig> grid_candidates(std::int64_t rows, std::int64_t cols, st
     for (std::int64_t m : ms) out.push_back({static_cast<int>(m), static_cast<int>(n), 0, 2});
   return out;
 }
+
+std::string check_stages(const char* op, const TileConfig& t) {
+  if (t.stages >= 2 && t.stages <= kMaxStreamStages) return "";
+  return std::string(op) + ": stages must be 2 to " + std::to_string(kMaxStreamStages);
+}
+
+std::string check_float(const char* what, DType d) {
+  if (is_float(d)) return "";
+  return std::string(what) + " must be f32, bf16 or f16, not " + std::string(dtype_name(d));
+}
+
+namespace {
 
 // ---------------------------------------------------------------------------------------
 
@@ -375,16 +345,6 @@ struct DequantizeOp final : StreamOp {
     e.store(args[2] + (t.r0 * p.cols + t.c0) * es, t.re, t.ce * es, p.cols * es, y[s]);
   }
 };
-
-std::string check_stages(const char* op, const TileConfig& t) {
-  if (t.stages >= 2 && t.stages <= kMaxStreamStages) return "";
-  return std::string(op) + ": stages must be 2 to " + std::to_string(kMaxStreamStages);
-}
-
-std::string check_float(const char* what, DType d) {
-  if (is_float(d)) return "";
-  return std::string(what) + " must be f32, bf16 or f16, not " + std::string(dtype_name(d));
-}
 
 std::string check_blocked(const char* op, std::int64_t rows, std::int64_t cols, BlockShape block, DType fp8,
                           DType scale, const TileConfig& t) {

@@ -17,6 +17,7 @@ namespace anychip::kernels::sim {
 using ::anychip::sim::Addr;
 using ::anychip::sim::Instr;
 using ::anychip::sim::Load;
+using ::anychip::sim::LoadIndex;
 using ::anychip::sim::Mma;
 using ::anychip::sim::Pipe;
 using ::anychip::sim::Region;
@@ -67,6 +68,11 @@ class Emitter {
   // dense rows at dst <- Hbm rows x row_bytes, row r at hbm + r * stride.
   void load(Addr dst, std::int64_t hbm, std::int64_t rows, std::int64_t row_bytes, std::int64_t stride) {
     p_.instrs.push_back(Load{Region{{Space::Hbm, hbm}, rows, row_bytes, stride}, dst});
+  }
+  // The same with data-dependent addressing (simulator/program.hpp, LoadIndex).
+  void load(Addr dst, std::int64_t hbm, std::int64_t rows, std::int64_t row_bytes, std::int64_t stride,
+            const LoadIndex& index) {
+    p_.instrs.push_back(Load{Region{{Space::Hbm, hbm}, rows, row_bytes, stride}, dst, index});
   }
   // Hbm rows x row_bytes, row r at hbm + r * stride <- dense rows at src.
   void store(std::int64_t hbm, std::int64_t rows, std::int64_t row_bytes, std::int64_t stride, Addr src) {
