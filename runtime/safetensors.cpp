@@ -12,11 +12,10 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <unordered_map>
 #include <unordered_set>
-
-#include <nlohmann/json.hpp>
 
 #include "anychip/error.hpp"
 #include "anychip/formats.hpp"
@@ -30,28 +29,17 @@ using json = nlohmann::json;
 
 // The format's dtypes (safetensors/src/tensor.rs, enum Dtype), with the bits per element.
 constexpr SafetensorsDType kDTypes[] = {
-    {"BOOL", 8, std::nullopt},
-    {"F4", 4, std::nullopt},
-    {"F6_E2M3", 6, std::nullopt},
-    {"F6_E3M2", 6, std::nullopt},
-    {"U8", 8, std::nullopt},
-    {"I8", 8, std::nullopt},
-    {"F8_E5M2", 8, DType::f8e5m2},
-    {"F8_E4M3", 8, DType::f8e4m3},
-    {"F8_E8M0", 8, DType::ue8m0},
-    {"F8_E4M3FNUZ", 8, std::nullopt},
-    {"F8_E5M2FNUZ", 8, std::nullopt},
-    {"I16", 16, std::nullopt},
-    {"U16", 16, std::nullopt},
-    {"F16", 16, DType::f16},
-    {"BF16", 16, DType::bf16},
-    {"I32", 32, DType::i32},
-    {"U32", 32, std::nullopt},
-    {"F32", 32, DType::f32},
-    {"C64", 64, std::nullopt},
-    {"F64", 64, std::nullopt},
-    {"I64", 64, std::nullopt},
-    {"U64", 64, std::nullopt},
+    {"BOOL", 8, std::nullopt},        {"F4", 4, std::nullopt},
+    {"F6_E2M3", 6, std::nullopt},     {"F6_E3M2", 6, std::nullopt},
+    {"U8", 8, std::nullopt},          {"I8", 8, std::nullopt},
+    {"F8_E5M2", 8, DType::f8e5m2},    {"F8_E4M3", 8, DType::f8e4m3},
+    {"F8_E8M0", 8, DType::ue8m0},     {"F8_E4M3FNUZ", 8, std::nullopt},
+    {"F8_E5M2FNUZ", 8, std::nullopt}, {"I16", 16, std::nullopt},
+    {"U16", 16, std::nullopt},        {"F16", 16, DType::f16},
+    {"BF16", 16, DType::bf16},        {"I32", 32, DType::i32},
+    {"U32", 32, std::nullopt},        {"F32", 32, DType::f32},
+    {"C64", 64, std::nullopt},        {"F64", 64, std::nullopt},
+    {"I64", 64, std::nullopt},        {"U64", 64, std::nullopt},
 };
 
 constexpr std::size_t kSizeFieldBytes = 8;
@@ -101,7 +89,8 @@ std::string json_type(const json& v) {
 // Files are little-endian; anychip's host tensors hold host-order bytes.
 void require_little_endian(const std::string& what) {
   if constexpr (std::endian::native != std::endian::little)
-    fail(ErrorCode::Unsupported, what + ": safetensors files are little-endian and this host is not");
+    fail(ErrorCode::Unsupported,
+         what + ": safetensors files are little-endian and this host is not");
 }
 
 // The Levenshtein distance, for suggesting the names nearest to a mistyped one. Only the
@@ -155,13 +144,15 @@ json parse_json(std::string_view text, const std::string& file) {
         std::string key = parsed.get<std::string>();
         if (!levels.back().keys.insert(key).second) {
           std::string parent;
-          for (std::size_t i = levels.size() - 1; i-- > 0 && parent.empty();) parent = levels[i].key;
+          for (std::size_t i = levels.size() - 1; i-- > 0 && parent.empty();)
+            parent = levels[i].key;
           throw DuplicateKey{key, levels.size() == 1, parent};
         }
         levels.back().key = std::move(key);
         break;
       }
-      case json::parse_event_t::value: break;
+      case json::parse_event_t::value:
+        break;
     }
     return true;
   };
@@ -175,8 +166,8 @@ json parse_json(std::string_view text, const std::string& file) {
     fail(ErrorCode::ParseError,
          file + ": header has the key " + quote_name(d.key) + " twice in " + quote_name(d.parent));
   } catch (const TooDeep&) {
-    fail(ErrorCode::ParseError, file + ": header nests JSON deeper than " +
-                                    std::to_string(kMaxJsonDepth) + " levels");
+    fail(ErrorCode::ParseError,
+         file + ": header nests JSON deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   } catch (const json::exception& e) {
     fail(ErrorCode::ParseError, file + ": header is not valid JSON: " + e.what());
   }
@@ -190,37 +181,44 @@ std::optional<std::uint64_t> as_count(const json& v) {
 
 std::string offsets_text(const SafetensorsEntry& e) {
   std::string t(1, '[');
-  return t.append(std::to_string(e.begin)).append(", ").append(std::to_string(e.end)).append(1, ']');
+  return t.append(std::to_string(e.begin))
+      .append(", ")
+      .append(std::to_string(e.end))
+      .append(1, ']');
 }
 
 SafetensorsEntry parse_entry(const std::string& file, const std::string& name, const json& v) {
   const std::string where = file + ": tensor " + quote_name(name);
-  if (!v.is_object()) fail(ErrorCode::ParseError, where + ": entry must be an object, not " + json_type(v));
+  if (!v.is_object())
+    fail(ErrorCode::ParseError, where + ": entry must be an object, not " + json_type(v));
   for (const auto& [key, _] : v.items())
     if (key != "dtype" && key != "shape" && key != "data_offsets")
-      fail(ErrorCode::ParseError,
-           where + ": unknown key " + quote_name(key) + " (an entry holds dtype, shape and data_offsets)");
+      fail(ErrorCode::ParseError, where + ": unknown key " + quote_name(key) +
+                                      " (an entry holds dtype, shape and data_offsets)");
   for (const char* key : {"dtype", "shape", "data_offsets"})
     if (!v.contains(key)) fail(ErrorCode::ParseError, where + ": missing \"" + key + "\"");
 
   SafetensorsEntry e;
   e.name = name;
   const json& dtype = v["dtype"];
-  if (!dtype.is_string()) fail(ErrorCode::ParseError, where + ": dtype must be a string, not " + json_type(dtype));
+  if (!dtype.is_string())
+    fail(ErrorCode::ParseError, where + ": dtype must be a string, not " + json_type(dtype));
   e.dtype = find_dtype(dtype.get_ref<const std::string&>());
   if (!e.dtype)
-    fail(ErrorCode::ParseError, where + ": unknown dtype " + quote_name(dtype.get_ref<const std::string&>()) +
+    fail(ErrorCode::ParseError, where + ": unknown dtype " +
+                                    quote_name(dtype.get_ref<const std::string&>()) +
                                     " (the format's dtypes: " + dtype_list() + ")");
 
   const json& shape = v["shape"];
-  if (!shape.is_array()) fail(ErrorCode::ParseError, where + ": shape must be an array, not " + json_type(shape));
+  if (!shape.is_array())
+    fail(ErrorCode::ParseError, where + ": shape must be an array, not " + json_type(shape));
   std::uint64_t numel = 1;
   bool overflow = false;
   for (std::size_t i = 0; i < shape.size(); ++i) {
     auto dim = as_count(shape[i]);
     if (!dim || *dim > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-      fail(ErrorCode::ParseError, where + ": shape[" + std::to_string(i) + "] is " + json_type(shape[i]) +
-                                      ", not a non-negative integer");
+      fail(ErrorCode::ParseError, where + ": shape[" + std::to_string(i) + "] is " +
+                                      json_type(shape[i]) + ", not a non-negative integer");
     e.shape.push_back(static_cast<std::int64_t>(*dim));
     overflow = overflow || __builtin_mul_overflow(numel, *dim, &numel);
   }
@@ -231,19 +229,23 @@ SafetensorsEntry parse_entry(const std::string& file, const std::string& name, c
       __builtin_mul_overflow(numel, std::uint64_t{e.dtype->bits}, &bits))
     fail(ErrorCode::ParseError, where + ": shape " + shape_str(e.shape) + " has too many elements");
   if (bits % 8 != 0)
-    fail(ErrorCode::ParseError, where + ": " + std::string(e.dtype->name) + shape_str(e.shape) + " is " +
-                                    std::to_string(bits) + " bits, not a whole number of bytes");
+    fail(ErrorCode::ParseError, where + ": " + std::string(e.dtype->name) + shape_str(e.shape) +
+                                    " is " + std::to_string(bits) +
+                                    " bits, not a whole number of bytes");
 
   const json& offsets = v["data_offsets"];
   std::optional<std::uint64_t> begin, end;
-  if (offsets.is_array() && offsets.size() == 2) begin = as_count(offsets[0]), end = as_count(offsets[1]);
+  if (offsets.is_array() && offsets.size() == 2)
+    begin = as_count(offsets[0]), end = as_count(offsets[1]);
   if (!begin || !end)
     fail(ErrorCode::ParseError,
-         where + ": data_offsets must be [begin, end], two non-negative integers, not " + offsets.dump());
+         where + ": data_offsets must be [begin, end], two non-negative integers, not " +
+             offsets.dump());
   e.begin = *begin;
   e.end = *end;
   if (e.end < e.begin)
-    fail(ErrorCode::ParseError, where + ": data_offsets " + offsets_text(e) + " end before they begin");
+    fail(ErrorCode::ParseError,
+         where + ": data_offsets " + offsets_text(e) + " end before they begin");
   if (e.end - e.begin != bits / 8)
     fail(ErrorCode::ParseError, where + ": data_offsets " + offsets_text(e) + " span " +
                                     std::to_string(e.end - e.begin) + " bytes, but " +
@@ -269,7 +271,8 @@ std::span<const SafetensorsDType> safetensors_dtypes() { return kDTypes; }
 std::string_view safetensors_dtype_name(DType dtype) {
   for (const auto& d : kDTypes)
     if (d.dtype == dtype) return d.name;
-  fail(ErrorCode::Internal, "safetensors_dtype_name: no name for dtype " + std::string(dtype_name(dtype)));
+  fail(ErrorCode::Internal,
+       "safetensors_dtype_name: no name for dtype " + std::string(dtype_name(dtype)));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -296,8 +299,8 @@ struct SafetensorsFile::Impl {
 
 void SafetensorsFile::Impl::validate() {
   if (size < kSizeFieldBytes)
-    fail(ErrorCode::ParseError, name + ": " + std::to_string(size) +
-                                    " bytes is too short for the 8-byte header size");
+    fail(ErrorCode::ParseError,
+         name + ": " + std::to_string(size) + " bytes is too short for the 8-byte header size");
   std::uint64_t n = 0;
   for (std::size_t i = 0; i < kSizeFieldBytes; ++i)
     n |= static_cast<std::uint64_t>(std::to_integer<unsigned>(data[i])) << (8 * i);
@@ -306,11 +309,13 @@ void SafetensorsFile::Impl::validate() {
                                     " exceeds the format's limit of " +
                                     std::to_string(kSafetensorsMaxHeaderBytes) + " bytes");
   if (n > size - kSizeFieldBytes)
-    fail(ErrorCode::ParseError, name + ": header size " + std::to_string(n) + " runs past the end of the file (" +
-                                    std::to_string(size) + " bytes)");
+    fail(ErrorCode::ParseError, name + ": header size " + std::to_string(n) +
+                                    " runs past the end of the file (" + std::to_string(size) +
+                                    " bytes)");
   buffer_start = kSizeFieldBytes + static_cast<std::size_t>(n);
 
-  std::string_view text(reinterpret_cast<const char*>(data + kSizeFieldBytes), static_cast<std::size_t>(n));
+  std::string_view text(reinterpret_cast<const char*>(data + kSizeFieldBytes),
+                        static_cast<std::size_t>(n));
   if (text.empty() || text.front() != '{')
     fail(ErrorCode::ParseError, name + ": header is not a JSON object (it must begin with '{')");
   // Writers pad the header with spaces so that the buffer is aligned; that is the only
@@ -318,15 +323,18 @@ void SafetensorsFile::Impl::validate() {
   const std::string_view body = text.substr(0, text.find_last_not_of(' ') + 1);
   const json header = parse_json(body, name);
   if (body.back() != '}')
-    fail(ErrorCode::ParseError, name + ": header has bytes other than spaces (0x20) after its JSON object");
+    fail(ErrorCode::ParseError,
+         name + ": header has bytes other than spaces (0x20) after its JSON object");
 
   for (const auto& [key, value] : header.items()) {
     if (key == kMetadataKey) {
       if (!value.is_object())
-        fail(ErrorCode::ParseError, name + ": __metadata__ must be an object of strings, not " + json_type(value));
+        fail(ErrorCode::ParseError,
+             name + ": __metadata__ must be an object of strings, not " + json_type(value));
       for (const auto& [k, v] : value.items()) {
         if (!v.is_string())
-          fail(ErrorCode::ParseError, name + ": __metadata__ " + quote_name(k) + " must be a string, not " + json_type(v));
+          fail(ErrorCode::ParseError,
+               name + ": __metadata__ " + quote_name(k) + " must be a string, not " + json_type(v));
         metadata.emplace(k, v.get<std::string>());
       }
       continue;
@@ -334,32 +342,37 @@ void SafetensorsFile::Impl::validate() {
     entries.push_back(parse_entry(name, key, value));
   }
 
-  std::sort(entries.begin(), entries.end(), [](const SafetensorsEntry& a, const SafetensorsEntry& b) {
-    return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
-  });
+  std::sort(entries.begin(), entries.end(),
+            [](const SafetensorsEntry& a, const SafetensorsEntry& b) {
+              return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
+            });
   std::uint64_t next = 0;  // where the next tensor must begin
   const SafetensorsEntry* prev = nullptr;
   for (const auto& e : entries) {
     if (e.begin < next)
-      fail(ErrorCode::ParseError, name + ": tensors " + quote_name(prev->name) + " (data_offsets " + offsets_text(*prev) +
-                                      ") and " + quote_name(e.name) + " (data_offsets " + offsets_text(e) + ") overlap");
+      fail(ErrorCode::ParseError, name + ": tensors " + quote_name(prev->name) + " (data_offsets " +
+                                      offsets_text(*prev) + ") and " + quote_name(e.name) +
+                                      " (data_offsets " + offsets_text(e) + ") overlap");
     if (e.begin > next)
-      fail(ErrorCode::ParseError, name + ": bytes [" + std::to_string(next) + ", " + std::to_string(e.begin) +
-                                      ") of the buffer belong to no tensor (a hole before " + quote_name(e.name) +
-                                      "); tensors must tile the buffer");
+      fail(ErrorCode::ParseError, name + ": bytes [" + std::to_string(next) + ", " +
+                                      std::to_string(e.begin) +
+                                      ") of the buffer belong to no tensor (a hole before " +
+                                      quote_name(e.name) + "); tensors must tile the buffer");
     next = e.end;
     prev = &e;
   }
   const std::uint64_t buffer_bytes = size - buffer_start;
   if (next > buffer_bytes)
-    fail(ErrorCode::ParseError, name + ": truncated: tensor " + quote_name(prev->name) + " ends at byte " +
-                                    std::to_string(next) + " of the buffer, but the file holds " +
+    fail(ErrorCode::ParseError, name + ": truncated: tensor " + quote_name(prev->name) +
+                                    " ends at byte " + std::to_string(next) +
+                                    " of the buffer, but the file holds " +
                                     std::to_string(buffer_bytes) + " bytes after the header");
   if (next < buffer_bytes)
-    fail(ErrorCode::ParseError, name + ": the last " + std::to_string(buffer_bytes - next) +
-                                    " bytes of the buffer belong to no tensor (the tensors end at byte " +
-                                    std::to_string(next) + " of " + std::to_string(buffer_bytes) +
-                                    "); tensors must tile the buffer");
+    fail(ErrorCode::ParseError,
+         name + ": the last " + std::to_string(buffer_bytes - next) +
+             " bytes of the buffer belong to no tensor (the tensors end at byte " +
+             std::to_string(next) + " of " + std::to_string(buffer_bytes) +
+             "); tensors must tile the buffer");
 
   index.reserve(entries.size());
   for (std::size_t i = 0; i < entries.size(); ++i) index.emplace(entries[i].name, i);
@@ -381,7 +394,8 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
     ~Closer() { ::close(fd); }
   } closer{fd};
   struct stat st {};
-  if (::fstat(fd, &st) != 0) fail(ErrorCode::IoError, impl->name + ": cannot stat: " + errno_text());
+  if (::fstat(fd, &st) != 0)
+    fail(ErrorCode::IoError, impl->name + ": cannot stat: " + errno_text());
   if (!S_ISREG(st.st_mode)) fail(ErrorCode::IoError, impl->name + ": not a regular file");
   const auto size = static_cast<std::size_t>(st.st_size);
   void* m = size > 0 ? ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
@@ -421,7 +435,9 @@ SafetensorsFile SafetensorsFile::from_bytes(std::vector<std::byte> bytes, std::s
 }
 
 const std::string& SafetensorsFile::name() const { return impl_->name; }
-const std::map<std::string, std::string>& SafetensorsFile::metadata() const { return impl_->metadata; }
+const std::map<std::string, std::string>& SafetensorsFile::metadata() const {
+  return impl_->metadata;
+}
 const std::vector<SafetensorsEntry>& SafetensorsFile::tensors() const { return impl_->entries; }
 
 const SafetensorsEntry* SafetensorsFile::find(std::string_view tensor) const {
@@ -432,12 +448,15 @@ const SafetensorsEntry* SafetensorsFile::find(std::string_view tensor) const {
 const SafetensorsEntry& SafetensorsFile::at(std::string_view tensor) const {
   if (const auto* e = find(tensor)) return *e;
   std::string message = impl_->name + ": no tensor " + quote_name(tensor);
-  if (impl_->entries.empty()) fail(ErrorCode::InvalidArgument, message + "; the file holds no tensors");
+  if (impl_->entries.empty())
+    fail(ErrorCode::InvalidArgument, message + "; the file holds no tensors");
   std::vector<std::pair<std::size_t, const std::string*>> near;
   for (const auto& e : impl_->entries) near.emplace_back(edit_distance(tensor, e.name), &e.name);
   const std::size_t shown = std::min<std::size_t>(3, near.size());
   std::partial_sort(near.begin(), near.begin() + static_cast<std::ptrdiff_t>(shown), near.end(),
-                    [](const auto& a, const auto& b) { return std::tie(a.first, *a.second) < std::tie(b.first, *b.second); });
+                    [](const auto& a, const auto& b) {
+                      return std::tie(a.first, *a.second) < std::tie(b.first, *b.second);
+                    });
   message += "; the closest names are ";
   for (std::size_t i = 0; i < shown; ++i) message += (i ? ", " : "") + quote_name(*near[i].second);
   fail(ErrorCode::InvalidArgument, message);
@@ -454,7 +473,8 @@ HostTensor SafetensorsFile::load(std::string_view tensor) const {
     std::string known;
     for (const auto& d : kDTypes)
       if (d.dtype) known += (known.empty() ? "" : ", ") + std::string(d.name);
-    fail(ErrorCode::Unsupported, impl_->name + ": tensor " + quote_name(e.name) + " is " + std::string(e.dtype->name) +
+    fail(ErrorCode::Unsupported, impl_->name + ": tensor " + quote_name(e.name) + " is " +
+                                     std::string(e.dtype->name) +
                                      ", which anychip has no dtype for (it loads " + known + ")");
   }
   HostTensor h;
@@ -464,7 +484,8 @@ HostTensor SafetensorsFile::load(std::string_view tensor) const {
   return h;
 }
 
-HostTensor load_fp8_weight(const SafetensorsFile& file, std::string_view prefix, DType scale_dtype) {
+HostTensor load_fp8_weight(const SafetensorsFile& file, std::string_view prefix,
+                           DType scale_dtype) {
   if (!is_scale_dtype(scale_dtype))
     fail(ErrorCode::InvalidArgument, "load_fp8_weight: scale_dtype must be f32 or ue8m0, not " +
                                          std::string(dtype_name(scale_dtype)));
@@ -473,25 +494,27 @@ HostTensor load_fp8_weight(const SafetensorsFile& file, std::string_view prefix,
   const std::string& f = file.name();
   const SafetensorsEntry& w = file.at(weight_name);
   if (w.dtype->dtype != DType::f8e4m3)
-    fail(ErrorCode::ParseError, f + ": tensor " + quote_name(weight_name) + " is " + std::string(w.dtype->name) +
-                                    "; an FP8 weight must be F8_E4M3");
+    fail(ErrorCode::ParseError, f + ": tensor " + quote_name(weight_name) + " is " +
+                                    std::string(w.dtype->name) + "; an FP8 weight must be F8_E4M3");
   if (w.shape.size() != 2)
-    fail(ErrorCode::ParseError, f + ": tensor " + quote_name(weight_name) + " has shape " + shape_str(w.shape) +
-                                    "; an FP8 weight must be 2-D [out, in]");
+    fail(ErrorCode::ParseError, f + ": tensor " + quote_name(weight_name) + " has shape " +
+                                    shape_str(w.shape) + "; an FP8 weight must be 2-D [out, in]");
   const SafetensorsEntry* s = file.find(scale_name);
   if (!s)
-    fail(ErrorCode::ParseError, f + ": FP8 weight " + quote_name(weight_name) + " has no scale tensor " +
-                                    quote_name(scale_name) + " (an F32 scale per 128x128 block)");
+    fail(ErrorCode::ParseError, f + ": FP8 weight " + quote_name(weight_name) +
+                                    " has no scale tensor " + quote_name(scale_name) +
+                                    " (an F32 scale per 128x128 block)");
   if (s->dtype->dtype != DType::f32)
-    fail(ErrorCode::ParseError, f + ": tensor " + quote_name(scale_name) + " is " + std::string(s->dtype->name) +
-                                    "; a weight scale must be F32");
+    fail(ErrorCode::ParseError, f + ": tensor " + quote_name(scale_name) + " is " +
+                                    std::string(s->dtype->name) + "; a weight scale must be F32");
 
   TensorType type{DType::f8e4m3, w.shape, ScaleLayout{kWeightBlock, scale_dtype}};
   const Shape want = type.scale_shape();
   if (s->shape != want)
-    fail(ErrorCode::ParseError, f + ": tensor " + quote_name(scale_name) + " has shape " + shape_str(s->shape) +
-                                    "; weight " + quote_name(weight_name) + " " + shape_str(w.shape) + " needs " +
-                                    shape_str(want) + " (one scale per 128x128 block)");
+    fail(ErrorCode::ParseError, f + ": tensor " + quote_name(scale_name) + " has shape " +
+                                    shape_str(s->shape) + "; weight " + quote_name(weight_name) +
+                                    " " + shape_str(w.shape) + " needs " + shape_str(want) +
+                                    " (one scale per 128x128 block)");
 
   HostTensor h;
   h.type = type;
@@ -503,20 +526,21 @@ HostTensor load_fp8_weight(const SafetensorsFile& file, std::string_view prefix,
   for (std::size_t i = 0; i < count; ++i) {
     float v;
     std::memcpy(&v, sb.data() + 4 * i, 4);
-    const std::string block = "block [" + std::to_string(i / static_cast<std::size_t>(want[1])) + ", " +
-                              std::to_string(i % static_cast<std::size_t>(want[1])) + "]";
+    const std::string block = "block [" + std::to_string(i / static_cast<std::size_t>(want[1])) +
+                              ", " + std::to_string(i % static_cast<std::size_t>(want[1])) + "]";
     if (!valid_scale(v))
-      fail(ErrorCode::ParseError, f + ": tensor " + quote_name(scale_name) + ": " + block + " has scale " +
-                                      float_text(v) + "; a weight scale must be finite and positive");
+      fail(ErrorCode::ParseError, f + ": tensor " + quote_name(scale_name) + ": " + block +
+                                      " has scale " + float_text(v) +
+                                      "; a weight scale must be finite and positive");
     if (scale_dtype == DType::f32) {
       std::memcpy(h.scales.data() + 4 * i, &v, 4);
     } else if (auto code = exact_ue8m0(v)) {
       h.scales[i] = std::byte{*code};
     } else {
-      fail(ErrorCode::ParseError, f + ": tensor " + quote_name(scale_name) + ": " + block + " has scale " +
-                                      float_text(v) +
-                                      ", not a power of two in UE8M0's range (2^-127..2^127); load it "
-                                      "with f32 scales");
+      fail(ErrorCode::ParseError,
+           f + ": tensor " + quote_name(scale_name) + ": " + block + " has scale " + float_text(v) +
+               ", not a power of two in UE8M0's range (2^-127..2^127); load it "
+               "with f32 scales");
     }
   }
   return h;
@@ -530,11 +554,12 @@ namespace {
 void check_bytes(const std::string& name, const HostTensor& t) {
   for (std::int64_t d : t.type.shape)
     if (d < 0)
-      fail(ErrorCode::InvalidArgument, "safetensors writer: tensor " + quote_name(name) + " has a negative dimension: " +
-                                           t.type.str());
+      fail(ErrorCode::InvalidArgument, "safetensors writer: tensor " + quote_name(name) +
+                                           " has a negative dimension: " + t.type.str());
   if (t.data.size() != t.type.data_bytes())
     fail(ErrorCode::InvalidArgument, "safetensors writer: tensor " + quote_name(name) + " holds " +
-                                         std::to_string(t.data.size()) + " bytes, but " + t.type.str() + " is " +
+                                         std::to_string(t.data.size()) + " bytes, but " +
+                                         t.type.str() + " is " +
                                          std::to_string(t.type.data_bytes()));
 }
 
@@ -562,12 +587,14 @@ void SafetensorsWriter::add_entry(Pending entry) {
 
 void SafetensorsWriter::add(std::string name, HostTensor tensor) {
   if (tensor.type.scale)
-    fail(ErrorCode::InvalidArgument, "safetensors writer: tensor " + quote_name(name) + " is block-scaled (" +
-                                         tensor.type.str() + "); add it with add_fp8_weight, which writes its scales");
+    fail(ErrorCode::InvalidArgument, "safetensors writer: tensor " + quote_name(name) +
+                                         " is block-scaled (" + tensor.type.str() +
+                                         "); add it with add_fp8_weight, which writes its scales");
   auto check_name = [&](const std::string& n) {
     if (n.empty() || n == kMetadataKey || pending_.count(n))
-      fail(ErrorCode::InvalidArgument, "safetensors writer: the name " + quote_name(n) +
-                                           (n.empty() || n == kMetadataKey ? " is reserved" : " is already taken"));
+      fail(ErrorCode::InvalidArgument,
+           "safetensors writer: the name " + quote_name(n) +
+               (n.empty() || n == kMetadataKey ? " is reserved" : " is already taken"));
   };
   check_name(name);
   check_bytes(name, tensor);
@@ -579,18 +606,21 @@ void SafetensorsWriter::add_fp8_weight(std::string_view prefix, HostTensor weigh
   const std::string weight_name = std::string(prefix) + ".weight";
   const std::string scale_name = weight_name + std::string(kScaleSuffix);
   const TensorType& t = weight.type;
-  if (t.dtype != DType::f8e4m3 || t.shape.size() != 2 || !t.scale || t.scale->block != kWeightBlock ||
-      !is_scale_dtype(t.scale->dtype))
-    fail(ErrorCode::InvalidArgument, "safetensors writer: weight " + quote_name(weight_name) + " is " + t.str() +
-                                         "; the DeepSeek layout holds f8e4m3[out, in] scaled<128x128, f32 or ue8m0>");
+  if (t.dtype != DType::f8e4m3 || t.shape.size() != 2 || !t.scale ||
+      t.scale->block != kWeightBlock || !is_scale_dtype(t.scale->dtype))
+    fail(ErrorCode::InvalidArgument,
+         "safetensors writer: weight " + quote_name(weight_name) + " is " + t.str() +
+             "; the DeepSeek layout holds f8e4m3[out, in] scaled<128x128, f32 or ue8m0>");
   for (const std::string& n : {weight_name, scale_name})
     if (pending_.count(n))
-      fail(ErrorCode::InvalidArgument, "safetensors writer: the name " + quote_name(n) + " is already taken");
+      fail(ErrorCode::InvalidArgument,
+           "safetensors writer: the name " + quote_name(n) + " is already taken");
   check_bytes(weight_name, weight);
   if (weight.scales.size() != t.scale_bytes())
-    fail(ErrorCode::InvalidArgument, "safetensors writer: weight " + quote_name(weight_name) + " holds " +
-                                         std::to_string(weight.scales.size()) + " scale bytes, but " + t.str() +
-                                         " has " + std::to_string(t.scale_bytes()));
+    fail(ErrorCode::InvalidArgument, "safetensors writer: weight " + quote_name(weight_name) +
+                                         " holds " + std::to_string(weight.scales.size()) +
+                                         " scale bytes, but " + t.str() + " has " +
+                                         std::to_string(t.scale_bytes()));
   require_little_endian("safetensors writer");
 
   const Shape scale_shape = t.scale_shape();
@@ -602,8 +632,8 @@ void SafetensorsWriter::add_fp8_weight(std::string_view prefix, HostTensor weigh
       fail(ErrorCode::InvalidArgument,
            "safetensors writer: weight " + quote_name(weight_name) + ": block [" +
                std::to_string(i / static_cast<std::size_t>(scale_shape[1])) + ", " +
-               std::to_string(i % static_cast<std::size_t>(scale_shape[1])) + "] has scale " + float_text(v) +
-               "; a weight scale must be finite and positive");
+               std::to_string(i % static_cast<std::size_t>(scale_shape[1])) + "] has scale " +
+               float_text(v) + "; a weight scale must be finite and positive");
     std::memcpy(scales.data() + 4 * i, &v, 4);
   }
   add_entry(Pending{weight_name, DType::f8e4m3, t.shape, std::move(weight.data)});
@@ -637,7 +667,8 @@ void SafetensorsWriter::write(const std::filesystem::path& path) const {
   try {
     unsigned char size_field[kSizeFieldBytes];
     const std::uint64_t n = layout.header.size();
-    for (std::size_t i = 0; i < kSizeFieldBytes; ++i) size_field[i] = static_cast<unsigned char>(n >> (8 * i));
+    for (std::size_t i = 0; i < kSizeFieldBytes; ++i)
+      size_field[i] = static_cast<unsigned char>(n >> (8 * i));
     write_all(fd, size_field, sizeof size_field, tmp);
     write_all(fd, layout.header.data(), layout.header.size(), tmp);
     for (const auto* b : layout.buffers) write_all(fd, b->data(), b->size(), tmp);
@@ -670,8 +701,9 @@ SafetensorsWriter::Layout SafetensorsWriter::layout() const {
   std::vector<const Pending*> order;
   for (const auto& [_, p] : pending_) order.push_back(&p);
   // pending_ is ordered by name, so a stable sort by element size keeps names in order.
-  std::stable_sort(order.begin(), order.end(),
-                   [](const Pending* a, const Pending* b) { return dtype_size(a->dtype) > dtype_size(b->dtype); });
+  std::stable_sort(order.begin(), order.end(), [](const Pending* a, const Pending* b) {
+    return dtype_size(a->dtype) > dtype_size(b->dtype);
+  });
   json header = json::object();
   if (!metadata_.empty()) header[std::string(kMetadataKey)] = metadata_;
   Layout layout;
@@ -686,15 +718,17 @@ SafetensorsWriter::Layout SafetensorsWriter::layout() const {
   try {
     layout.header = header.dump();
   } catch (const json::exception& e) {
-    fail(ErrorCode::InvalidArgument, std::string("safetensors writer: a tensor name or metadata string is not "
-                                                 "valid UTF-8: ") + e.what());
+    fail(ErrorCode::InvalidArgument,
+         std::string("safetensors writer: a tensor name or metadata string is not "
+                     "valid UTF-8: ") +
+             e.what());
   }
   // Pad so that the buffer, and with the order above every tensor, is 8-byte aligned.
   layout.header.resize((layout.header.size() + 7) / 8 * 8, ' ');
   if (layout.header.size() > kSafetensorsMaxHeaderBytes)
-    fail(ErrorCode::InvalidArgument, "safetensors writer: the header would be " +
-                                         std::to_string(layout.header.size()) + " bytes, over the format's limit of " +
-                                         std::to_string(kSafetensorsMaxHeaderBytes));
+    fail(ErrorCode::InvalidArgument,
+         "safetensors writer: the header would be " + std::to_string(layout.header.size()) +
+             " bytes, over the format's limit of " + std::to_string(kSafetensorsMaxHeaderBytes));
   return layout;
 }
 

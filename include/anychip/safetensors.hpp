@@ -61,9 +61,9 @@ inline constexpr std::uint64_t kSafetensorsMaxHeaderBytes = 100'000'000;
 
 // The dtype names of the format, with their sizes in bits.
 struct SafetensorsDType {
-  std::string_view name;        // "F8_E4M3", "BF16", ...
-  unsigned bits;                // 4, 6, 8, 16, 32 or 64
-  std::optional<DType> dtype;   // the anychip dtype of the same encoding, if there is one
+  std::string_view name;       // "F8_E4M3", "BF16", ...
+  unsigned bits;               // 4, 6, 8, 16, 32 or 64
+  std::optional<DType> dtype;  // the anychip dtype of the same encoding, if there is one
 };
 std::span<const SafetensorsDType> safetensors_dtypes();
 
@@ -76,7 +76,7 @@ struct SafetensorsEntry {
   std::string name;
   const SafetensorsDType* dtype = nullptr;  // an element of safetensors_dtypes()
   Shape shape;
-  std::uint64_t begin = 0, end = 0;         // data_offsets: bytes [begin, end) of the buffer
+  std::uint64_t begin = 0, end = 0;  // data_offsets: bytes [begin, end) of the buffer
 };
 
 class SafetensorsFile {

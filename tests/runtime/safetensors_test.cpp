@@ -3,6 +3,7 @@
 // the tensor and the rule; never a crash or a read out of bounds).
 #include "anychip/safetensors.hpp"
 
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -15,8 +16,6 @@
 #include <functional>
 #include <limits>
 #include <random>
-
-#include <gtest/gtest.h>
 
 #include "anychip/error.hpp"
 #include "anychip/formats.hpp"
@@ -37,7 +36,9 @@ fs::path fresh_dir(const std::string& name) {
   return d;
 }
 
-std::uint64_t fresh_seed() { return (std::uint64_t{std::random_device{}()} << 32) | std::random_device{}(); }
+std::uint64_t fresh_seed() {
+  return (std::uint64_t{std::random_device{}()} << 32) | std::random_device{}();
+}
 
 // A file image written by hand: the 8-byte little-endian header size, the header text
 // exactly as given (no padding added), then the buffer. Independent of the writer.
@@ -59,7 +60,8 @@ Bytes size_field_only(std::uint64_t n, std::size_t extra) {
 
 void write_file(const fs::path& path, const Bytes& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
 }
 
 Bytes read_file(const fs::path& path) {
@@ -83,8 +85,8 @@ void expect_error(const std::function<void()>& f, ErrorCode code, const std::str
 
 // Opening the image must fail with ParseError, naming the file and holding `needle`.
 void expect_rejected(const Bytes& bytes, const std::string& needle) {
-  expect_error([&] { SafetensorsFile::from_bytes(bytes, "bad.safetensors"); }, ErrorCode::ParseError,
-               "bad.safetensors: " + needle);
+  expect_error([&] { SafetensorsFile::from_bytes(bytes, "bad.safetensors"); },
+               ErrorCode::ParseError, "bad.safetensors: " + needle);
 }
 
 // One F32 [2] tensor named "x" at [0, 8), with the entry given as JSON text.
@@ -92,7 +94,9 @@ Bytes one_tensor(const std::string& entry, std::size_t buffer_bytes = 8) {
   return image("{\"x\":" + entry + "}", std::vector<std::uint8_t>(buffer_bytes, 0x3F));
 }
 
-TensorType plain(DType dtype, Shape shape) { return TensorType{dtype, std::move(shape), std::nullopt}; }
+TensorType plain(DType dtype, Shape shape) {
+  return TensorType{dtype, std::move(shape), std::nullopt};
+}
 
 TensorType weight_type(std::int64_t out, std::int64_t in, DType scale_dtype) {
   return TensorType{DType::f8e4m3, {out, in}, ScaleLayout{kWeightBlock, scale_dtype}};
@@ -102,11 +106,16 @@ TensorType weight_type(std::int64_t out, std::int64_t in, DType scale_dtype) {
 SafetensorsWriter deepseek_like(std::uint64_t seed) {
   SafetensorsWriter w;
   w.set_metadata("format", "pt");
-  w.add_fp8_weight("model.layers.0.self_attn.q_a_proj", HostTensor::random(weight_type(300, 200, DType::f32), seed));
-  w.add_fp8_weight("model.layers.0.mlp.down_proj", HostTensor::random(weight_type(128, 384, DType::ue8m0), seed + 1));
-  w.add("model.layers.0.input_layernorm.weight", HostTensor::random(plain(DType::bf16, {200}), seed + 2));
-  w.add("model.layers.0.mlp.gate.weight", HostTensor::random(plain(DType::f32, {8, 200}), seed + 3));
-  w.add("model.layers.0.mlp.gate.e_score_correction_bias", HostTensor::random(plain(DType::f32, {8}), seed + 4));
+  w.add_fp8_weight("model.layers.0.self_attn.q_a_proj",
+                   HostTensor::random(weight_type(300, 200, DType::f32), seed));
+  w.add_fp8_weight("model.layers.0.mlp.down_proj",
+                   HostTensor::random(weight_type(128, 384, DType::ue8m0), seed + 1));
+  w.add("model.layers.0.input_layernorm.weight",
+        HostTensor::random(plain(DType::bf16, {200}), seed + 2));
+  w.add("model.layers.0.mlp.gate.weight",
+        HostTensor::random(plain(DType::f32, {8, 200}), seed + 3));
+  w.add("model.layers.0.mlp.gate.e_score_correction_bias",
+        HostTensor::random(plain(DType::f32, {8}), seed + 4));
   return w;
 }
 
@@ -143,12 +152,13 @@ TEST(Safetensors, EveryDTypeRoundTripsBitForBit) {
   std::uint64_t s = seed;
   for (DType d : kAllDTypes) {
     for (const Shape& shape : {Shape{3, 5, 7}, Shape{129}, Shape{}, Shape{0, 4}}) {
-      const std::string name = std::string(dtype_name(d)) + "." + std::to_string(shape.size()) + "d" +
-                               (shape == Shape{0, 4} ? ".empty" : "");
+      const std::string name = std::string(dtype_name(d)) + "." + std::to_string(shape.size()) +
+                               "d" + (shape == Shape{0, 4} ? ".empty" : "");
       // A one-element tensor of HostTensor::random can round to zero (a tiny FP8 value,
       // an int near 0); draw again, so that every tensor here holds a non-zero byte.
       HostTensor t = HostTensor::random(plain(d, shape), ++s);
-      while (t.type.numel() > 0 && std::count(t.data.begin(), t.data.end(), std::byte{0}) == std::ptrdiff_t(t.data.size()))
+      while (t.type.numel() > 0 && std::count(t.data.begin(), t.data.end(), std::byte{0}) ==
+                                       std::ptrdiff_t(t.data.size()))
         t = HostTensor::random(plain(d, shape), ++s);
       written.emplace(name, t);
       w.add(name, t);
@@ -160,7 +170,8 @@ TEST(Safetensors, EveryDTypeRoundTripsBitForBit) {
   w.write(path);
 
   const auto file = SafetensorsFile::open(path);
-  EXPECT_EQ(file.metadata(), (std::map<std::string, std::string>{{"format", "pt"}, {"note", "ünïcode and \"quotes\""}}));
+  EXPECT_EQ(file.metadata(), (std::map<std::string, std::string>{
+                                 {"format", "pt"}, {"note", "ünïcode and \"quotes\""}}));
   ASSERT_EQ(file.tensors().size(), written.size());
   const auto whole = read_file(path);
   const std::uint64_t header = header_size(whole);
@@ -170,7 +181,8 @@ TEST(Safetensors, EveryDTypeRoundTripsBitForBit) {
     const SafetensorsEntry& e = file.at(name);
     EXPECT_EQ(e.dtype->name, safetensors_dtype_name(t.type.dtype));
     EXPECT_EQ(e.shape, t.type.shape);
-    EXPECT_EQ((8 + header + e.begin) % dtype_size(t.type.dtype), 0u) << "each tensor is aligned in the file";
+    EXPECT_EQ((8 + header + e.begin) % dtype_size(t.type.dtype), 0u)
+        << "each tensor is aligned in the file";
     const HostTensor got = file.load(name);
     EXPECT_EQ(got.type, t.type);
     EXPECT_EQ(got.data, t.data);
@@ -181,7 +193,8 @@ TEST(Safetensors, EveryDTypeRoundTripsBitForBit) {
 TEST(Safetensors, Fp8WeightsRoundTripWithF32AndUe8m0Scales) {
   const std::uint64_t seed = fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
-  const HostTensor a = HostTensor::random(weight_type(300, 200, DType::f32), seed);      // partial blocks
+  const HostTensor a =
+      HostTensor::random(weight_type(300, 200, DType::f32), seed);  // partial blocks
   const HostTensor b = HostTensor::random(weight_type(256, 384, DType::ue8m0), seed + 1);
   SafetensorsWriter w;
   w.add_fp8_weight("layer.a", a);
@@ -212,13 +225,17 @@ TEST(Safetensors, Fp8WeightsRoundTripWithF32AndUe8m0Scales) {
 TEST(Safetensors, DeepSeekLayerLoadsItsPlainTensorsInTheirOwnDType) {
   const std::uint64_t seed = fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
-  const auto file = SafetensorsFile::from_bytes(deepseek_like(seed).serialize(), "layer.safetensors");
+  const auto file =
+      SafetensorsFile::from_bytes(deepseek_like(seed).serialize(), "layer.safetensors");
   EXPECT_EQ(file.load("model.layers.0.input_layernorm.weight").type, plain(DType::bf16, {200}));
   EXPECT_EQ(file.load("model.layers.0.mlp.gate.weight").type, plain(DType::f32, {8, 200}));
-  EXPECT_EQ(file.load("model.layers.0.mlp.gate.e_score_correction_bias").type, plain(DType::f32, {8}));
-  EXPECT_EQ(load_fp8_weight(file, "model.layers.0.self_attn.q_a_proj").type, weight_type(300, 200, DType::f32));
+  EXPECT_EQ(file.load("model.layers.0.mlp.gate.e_score_correction_bias").type,
+            plain(DType::f32, {8}));
+  EXPECT_EQ(load_fp8_weight(file, "model.layers.0.self_attn.q_a_proj").type,
+            weight_type(300, 200, DType::f32));
   // A plain load of an FP8 weight is the unscaled bytes.
-  EXPECT_EQ(file.load("model.layers.0.mlp.down_proj.weight").type, plain(DType::f8e4m3, {128, 384}));
+  EXPECT_EQ(file.load("model.layers.0.mlp.down_proj.weight").type,
+            plain(DType::f8e4m3, {128, 384}));
 }
 
 TEST(Safetensors, HandWrittenFileReadsCorrectly) {
@@ -256,14 +273,16 @@ TEST(Safetensors, ReadsTheReferenceImplementationsDocumentationExample) {
   const std::string header = R"({"test":{"dtype":"I32","shape":[2,2],"data_offsets":[0,16]}})";
   ASSERT_EQ(header.size(), 0x3Cu);
   const auto file = SafetensorsFile::from_bytes(
-      image(header, {0x01, 0, 0, 0, 0xFE, 0xFF, 0xFF, 0xFF, 0x03, 0, 0, 0, 0x70, 0x11, 0x01, 0}), "doc");
+      image(header, {0x01, 0, 0, 0, 0xFE, 0xFF, 0xFF, 0xFF, 0x03, 0, 0, 0, 0x70, 0x11, 0x01, 0}),
+      "doc");
   EXPECT_EQ(file.load("test").type, plain(DType::i32, {2, 2}));
   EXPECT_EQ(file.load("test").values(), (std::vector<double>{1, -2, 3, 70000}));
 }
 
 TEST(Safetensors, ReadsAFileWrittenByPythonSafetensors) {
   if (std::system("python3 -c 'import numpy, safetensors.numpy' >/dev/null 2>&1") != 0)
-    GTEST_SKIP() << "Python's safetensors package (with numpy) is not installed; nothing to compare against";
+    GTEST_SKIP()
+        << "Python's safetensors package (with numpy) is not installed; nothing to compare against";
   const std::uint64_t seed = fresh_seed() % 1000000;
   SCOPED_TRACE("seed " + std::to_string(seed));
   const fs::path dir = fresh_dir("python");
@@ -301,7 +320,8 @@ w.to(torch.float8_e4m3fn).view(torch.uint8).numpy().tofile(out + "/lin.weight.ra
 s.numpy().tofile(out + "/lin.weight_scale_inv.raw")
 )";
   }
-  const std::string cmd = "python3 " + script.string() + " " + dir.string() + " " + std::to_string(seed);
+  const std::string cmd =
+      "python3 " + script.string() + " " + dir.string() + " " + std::to_string(seed);
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
 
   const auto file = SafetensorsFile::open(dir / "np.safetensors");
@@ -334,8 +354,9 @@ TEST(Safetensors, EmptyFileAndPaddedHeaderAreValid) {
   EXPECT_TRUE(padded.tensors().empty());
   // A zero-size tensor may sit anywhere on the chain, even beside another at its offset.
   const auto zero = SafetensorsFile::from_bytes(
-      image(R"({"e":{"dtype":"F32","shape":[0,3],"data_offsets":[4,4]},"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
-            {0, 0, 0x80, 0x3F}),
+      image(
+          R"({"e":{"dtype":"F32","shape":[0,3],"data_offsets":[4,4]},"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
+          {0, 0, 0x80, 0x3F}),
       "zero");
   EXPECT_EQ(zero.load("e").data.size(), 0u);
   EXPECT_EQ(zero.load("x").values(), (std::vector<double>{1.0}));
@@ -350,7 +371,8 @@ TEST(SafetensorsRejects, FileShorterThanTheSizeField) {
 }
 
 TEST(SafetensorsRejects, HeaderSizePastTheEndOfTheFile) {
-  expect_rejected(size_field_only(100, 20), "header size 100 runs past the end of the file (28 bytes)");
+  expect_rejected(size_field_only(100, 20),
+                  "header size 100 runs past the end of the file (28 bytes)");
 }
 
 TEST(SafetensorsRejects, HeaderSizeOverTheFormatsLimit) {
@@ -361,9 +383,12 @@ TEST(SafetensorsRejects, HeaderSizeOverTheFormatsLimit) {
 }
 
 TEST(SafetensorsRejects, TruncatedBuffer) {
-  Bytes b = image(R"({"x":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}})", std::vector<std::uint8_t>(16, 0x40));
+  Bytes b = image(R"({"x":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}})",
+                  std::vector<std::uint8_t>(16, 0x40));
   b.pop_back();
-  expect_rejected(b, "truncated: tensor 'x' ends at byte 16 of the buffer, but the file holds 15 bytes after the header");
+  expect_rejected(b,
+                  "truncated: tensor 'x' ends at byte 16 of the buffer, but the file holds 15 "
+                  "bytes after the header");
 }
 
 TEST(SafetensorsRejects, HeaderThatIsNotJson) {
@@ -378,25 +403,31 @@ TEST(SafetensorsRejects, HeaderThatIsNotAnObject) {
 }
 
 TEST(SafetensorsRejects, PaddingOtherThanSpaces) {
-  expect_rejected(image("{}\n", {}), "header has bytes other than spaces (0x20) after its JSON object");
-  expect_rejected(image("{}\t ", {}), "header has bytes other than spaces (0x20) after its JSON object");
+  expect_rejected(image("{}\n", {}),
+                  "header has bytes other than spaces (0x20) after its JSON object");
+  expect_rejected(image("{}\t ", {}),
+                  "header has bytes other than spaces (0x20) after its JSON object");
 }
 
 TEST(SafetensorsRejects, EntryMissingDtype) {
-  expect_rejected(one_tensor(R"({"shape":[2],"data_offsets":[0,8]})"), "tensor 'x': missing \"dtype\"");
+  expect_rejected(one_tensor(R"({"shape":[2],"data_offsets":[0,8]})"),
+                  "tensor 'x': missing \"dtype\"");
 }
 
 TEST(SafetensorsRejects, EntryMissingShape) {
-  expect_rejected(one_tensor(R"({"dtype":"F32","data_offsets":[0,8]})"), "tensor 'x': missing \"shape\"");
+  expect_rejected(one_tensor(R"({"dtype":"F32","data_offsets":[0,8]})"),
+                  "tensor 'x': missing \"shape\"");
 }
 
 TEST(SafetensorsRejects, EntryMissingDataOffsets) {
-  expect_rejected(one_tensor(R"({"dtype":"F32","shape":[2]})"), "tensor 'x': missing \"data_offsets\"");
+  expect_rejected(one_tensor(R"({"dtype":"F32","shape":[2]})"),
+                  "tensor 'x': missing \"data_offsets\"");
 }
 
 TEST(SafetensorsRejects, EntryWithAnUnknownKey) {
-  expect_rejected(one_tensor(R"({"dtype":"F32","shape":[2],"data_offsets":[0,8],"stride":[1]})"),
-                  "tensor 'x': unknown key 'stride' (an entry holds dtype, shape and data_offsets)");
+  expect_rejected(
+      one_tensor(R"({"dtype":"F32","shape":[2],"data_offsets":[0,8],"stride":[1]})"),
+      "tensor 'x': unknown key 'stride' (an entry holds dtype, shape and data_offsets)");
 }
 
 TEST(SafetensorsRejects, EntryWithWrongJsonTypes) {
@@ -406,19 +437,24 @@ TEST(SafetensorsRejects, EntryWithWrongJsonTypes) {
   expect_rejected(one_tensor(R"({"dtype":"F32","shape":"2","data_offsets":[0,8]})"),
                   "tensor 'x': shape must be an array, not string");
   expect_rejected(one_tensor(R"({"dtype":"F32","shape":[2],"data_offsets":{"begin":0}})"),
-                  "tensor 'x': data_offsets must be [begin, end], two non-negative integers, not {\"begin\":0}");
-  expect_rejected(one_tensor(R"({"dtype":"F32","shape":[2],"data_offsets":[0]})"),
-                  "tensor 'x': data_offsets must be [begin, end], two non-negative integers, not [0]");
-  expect_rejected(one_tensor(R"({"dtype":"F32","shape":[2],"data_offsets":[0,8.0]})"),
-                  "tensor 'x': data_offsets must be [begin, end], two non-negative integers, not [0,8.0]");
-  expect_rejected(one_tensor(R"({"dtype":"F32","shape":[2],"data_offsets":[-8,0]})"),
-                  "tensor 'x': data_offsets must be [begin, end], two non-negative integers, not [-8,0]");
+                  "tensor 'x': data_offsets must be [begin, end], two non-negative integers, not "
+                  "{\"begin\":0}");
+  expect_rejected(
+      one_tensor(R"({"dtype":"F32","shape":[2],"data_offsets":[0]})"),
+      "tensor 'x': data_offsets must be [begin, end], two non-negative integers, not [0]");
+  expect_rejected(
+      one_tensor(R"({"dtype":"F32","shape":[2],"data_offsets":[0,8.0]})"),
+      "tensor 'x': data_offsets must be [begin, end], two non-negative integers, not [0,8.0]");
+  expect_rejected(
+      one_tensor(R"({"dtype":"F32","shape":[2],"data_offsets":[-8,0]})"),
+      "tensor 'x': data_offsets must be [begin, end], two non-negative integers, not [-8,0]");
 }
 
 TEST(SafetensorsRejects, UnknownDType) {
   expect_rejected(one_tensor(R"({"dtype":"F8_E4M3FN","shape":[8],"data_offsets":[0,8]})"),
                   "tensor 'x': unknown dtype 'F8_E4M3FN' (the format's dtypes: BOOL, F4, ");
-  expect_rejected(one_tensor(R"({"dtype":"f32","shape":[2],"data_offsets":[0,8]})"), "tensor 'x': unknown dtype 'f32'");
+  expect_rejected(one_tensor(R"({"dtype":"f32","shape":[2],"data_offsets":[0,8]})"),
+                  "tensor 'x': unknown dtype 'f32'");
 }
 
 TEST(SafetensorsRejects, NegativeDimension) {
@@ -431,17 +467,21 @@ TEST(SafetensorsRejects, NonIntegerDimension) {
                   "tensor 'x': shape[1] is number 2.0, not a non-negative integer");
   expect_rejected(one_tensor(R"({"dtype":"F32","shape":["2"],"data_offsets":[0,8]})"),
                   "tensor 'x': shape[0] is string, not a non-negative integer");
-  expect_rejected(one_tensor(R"({"dtype":"F32","shape":[99999999999999999999],"data_offsets":[0,8]})"),
-                  "tensor 'x': shape[0] is number 1e+20, not a non-negative integer");
-  expect_rejected(one_tensor(R"({"dtype":"F32","shape":[9223372036854775808],"data_offsets":[0,8]})"),
-                  "tensor 'x': shape[0] is integer 9223372036854775808, not a non-negative integer");
+  expect_rejected(
+      one_tensor(R"({"dtype":"F32","shape":[99999999999999999999],"data_offsets":[0,8]})"),
+      "tensor 'x': shape[0] is number 1e+20, not a non-negative integer");
+  expect_rejected(
+      one_tensor(R"({"dtype":"F32","shape":[9223372036854775808],"data_offsets":[0,8]})"),
+      "tensor 'x': shape[0] is integer 9223372036854775808, not a non-negative integer");
 }
 
 TEST(SafetensorsRejects, ShapeWithTooManyElements) {
-  expect_rejected(one_tensor(R"({"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]})"),
-                  "tensor 'x': shape [4294967296, 4294967296] has too many elements");
-  expect_rejected(one_tensor(R"({"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,8]})"),
-                  "tensor 'x': shape [4611686018427387904] has too many elements");  // fits int64, not in bits
+  expect_rejected(
+      one_tensor(R"({"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]})"),
+      "tensor 'x': shape [4294967296, 4294967296] has too many elements");
+  expect_rejected(
+      one_tensor(R"({"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,8]})"),
+      "tensor 'x': shape [4611686018427387904] has too many elements");  // fits int64, not in bits
 }
 
 TEST(SafetensorsRejects, OffsetsSpanningOtherThanTheTensorsSize) {
@@ -475,14 +515,16 @@ TEST(SafetensorsRejects, HoleBetweenTensors) {
   expect_rejected(image(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
                         R"("b":{"dtype":"F32","shape":[1],"data_offsets":[12,16]}})",
                         std::vector<std::uint8_t>(16, 1)),
-                  "bytes [8, 12) of the buffer belong to no tensor (a hole before 'b'); tensors must tile the buffer");
+                  "bytes [8, 12) of the buffer belong to no tensor (a hole before 'b'); tensors "
+                  "must tile the buffer");
   expect_rejected(one_tensor(R"({"dtype":"F32","shape":[1],"data_offsets":[4,8]})"),
                   "bytes [0, 4) of the buffer belong to no tensor (a hole before 'x')");
 }
 
 TEST(SafetensorsRejects, BufferNotCoveredToTheEnd) {
-  expect_rejected(one_tensor(R"({"dtype":"F32","shape":[2],"data_offsets":[0,8]})", 12),
-                  "the last 4 bytes of the buffer belong to no tensor (the tensors end at byte 8 of 12)");
+  expect_rejected(
+      one_tensor(R"({"dtype":"F32","shape":[2],"data_offsets":[0,8]})", 12),
+      "the last 4 bytes of the buffer belong to no tensor (the tensors end at byte 8 of 12)");
   expect_rejected(image("{}", {1, 2}), "the last 2 bytes of the buffer belong to no tensor");
 }
 
@@ -501,8 +543,10 @@ TEST(SafetensorsRejects, DuplicateKeysInsideAnEntryOrTheMetadata) {
 }
 
 TEST(SafetensorsRejects, MetadataThatIsNotStringToString) {
-  expect_rejected(image(R"({"__metadata__":{"k":1}})", {}), "__metadata__ 'k' must be a string, not integer 1");
-  expect_rejected(image(R"({"__metadata__":["k"]})", {}), "__metadata__ must be an object of strings, not array");
+  expect_rejected(image(R"({"__metadata__":{"k":1}})", {}),
+                  "__metadata__ 'k' must be a string, not integer 1");
+  expect_rejected(image(R"({"__metadata__":["k"]})", {}),
+                  "__metadata__ must be an object of strings, not array");
 }
 
 TEST(SafetensorsRejects, HeaderNestedDeeperThanAnyValidOne) {
@@ -514,7 +558,8 @@ TEST(SafetensorsRejects, FileThatCannotBeOpened) {
   const fs::path dir = fresh_dir("open");
   expect_error([&] { SafetensorsFile::open(dir / "absent.safetensors"); }, ErrorCode::IoError,
                (dir / "absent.safetensors").string() + ": cannot open: ");
-  expect_error([&] { SafetensorsFile::open(dir); }, ErrorCode::IoError, dir.string() + ": not a regular file");
+  expect_error([&] { SafetensorsFile::open(dir); }, ErrorCode::IoError,
+               dir.string() + ": not a regular file");
 }
 
 TEST(SafetensorsRejects, MalformedFileOnDiskNamingItsPath) {
@@ -528,11 +573,14 @@ TEST(SafetensorsRejects, MalformedFileOnDiskNamingItsPath) {
 // Names and dtypes asked for
 
 TEST(SafetensorsRejects, NameNotPresentListingTheClosestNames) {
-  const auto file = SafetensorsFile::from_bytes(deepseek_like(fresh_seed()).serialize(), "layer.safetensors");
-  expect_error([&] { file.load("model.layers.0.mlp.gate.wieght"); }, ErrorCode::InvalidArgument,
-               "layer.safetensors: no tensor 'model.layers.0.mlp.gate.wieght'; the closest names are "
-               "'model.layers.0.mlp.gate.weight', ");
-  expect_error([&] { load_fp8_weight(file, "model.layers.0.mlp.down_prj"); }, ErrorCode::InvalidArgument,
+  const auto file =
+      SafetensorsFile::from_bytes(deepseek_like(fresh_seed()).serialize(), "layer.safetensors");
+  expect_error(
+      [&] { file.load("model.layers.0.mlp.gate.wieght"); }, ErrorCode::InvalidArgument,
+      "layer.safetensors: no tensor 'model.layers.0.mlp.gate.wieght'; the closest names are "
+      "'model.layers.0.mlp.gate.weight', ");
+  expect_error([&] { load_fp8_weight(file, "model.layers.0.mlp.down_prj"); },
+               ErrorCode::InvalidArgument,
                "no tensor 'model.layers.0.mlp.down_prj.weight'; the closest names are "
                "'model.layers.0.mlp.down_proj.weight', ");
   EXPECT_EQ(file.find("nothing"), nullptr);
@@ -543,9 +591,11 @@ TEST(SafetensorsRejects, NameNotPresentListingTheClosestNames) {
 
 TEST(SafetensorsRejects, LoadingADTypeAnychipHasNot) {
   const auto file = SafetensorsFile::from_bytes(
-      image(R"({"ids":{"dtype":"U8","shape":[3],"data_offsets":[0,3]}})", {7, 8, 9}), "u8.safetensors");
+      image(R"({"ids":{"dtype":"U8","shape":[3],"data_offsets":[0,3]}})", {7, 8, 9}),
+      "u8.safetensors");
   expect_error([&] { file.load("ids"); }, ErrorCode::Unsupported,
-               "u8.safetensors: tensor 'ids' is U8, which anychip has no dtype for (it loads F8_E5M2, F8_E4M3, "
+               "u8.safetensors: tensor 'ids' is U8, which anychip has no dtype for (it loads "
+               "F8_E5M2, F8_E4M3, "
                "F8_E8M0, F16, BF16, I32, F32)");
   EXPECT_EQ(file.bytes("ids")[2], std::byte{9});
 }
@@ -555,10 +605,12 @@ TEST(SafetensorsRejects, LoadingADTypeAnychipHasNot) {
 
 TEST(SafetensorsRejects, Fp8WeightWithoutItsScale) {
   const auto file = SafetensorsFile::from_bytes(
-      image(R"({"l.weight":{"dtype":"F8_E4M3","shape":[2,2],"data_offsets":[0,4]}})", {0x38, 0x38, 0x38, 0x38}),
+      image(R"({"l.weight":{"dtype":"F8_E4M3","shape":[2,2],"data_offsets":[0,4]}})",
+            {0x38, 0x38, 0x38, 0x38}),
       "noscale.safetensors");
-  expect_error([&] { load_fp8_weight(file, "l"); }, ErrorCode::ParseError,
-               "noscale.safetensors: FP8 weight 'l.weight' has no scale tensor 'l.weight_scale_inv'");
+  expect_error(
+      [&] { load_fp8_weight(file, "l"); }, ErrorCode::ParseError,
+      "noscale.safetensors: FP8 weight 'l.weight' has no scale tensor 'l.weight_scale_inv'");
 }
 
 TEST(SafetensorsRejects, Fp8ScaleOfTheWrongShape) {
@@ -567,24 +619,29 @@ TEST(SafetensorsRejects, Fp8ScaleOfTheWrongShape) {
   writer.add("l.weight_scale_inv", HostTensor::random(plain(DType::f32, {2, 3}), fresh_seed()));
   const auto file = SafetensorsFile::from_bytes(writer.serialize(), "shape.safetensors");
   expect_error([&] { load_fp8_weight(file, "l"); }, ErrorCode::ParseError,
-               "shape.safetensors: tensor 'l.weight_scale_inv' has shape [2, 3]; weight 'l.weight' [300, 200] "
+               "shape.safetensors: tensor 'l.weight_scale_inv' has shape [2, 3]; weight 'l.weight' "
+               "[300, 200] "
                "needs [3, 2] (one scale per 128x128 block)");
 }
 
 TEST(SafetensorsRejects, Fp8WeightOfTheWrongDTypeOrRank) {
-  const std::string scale = R"("l.weight_scale_inv":{"dtype":"F32","shape":[1,1],"data_offsets":[8,12]})";
+  const std::string scale =
+      R"("l.weight_scale_inv":{"dtype":"F32","shape":[1,1],"data_offsets":[8,12]})";
   const auto bf16 = SafetensorsFile::from_bytes(
-      image("{\"l.weight\":{\"dtype\":\"BF16\",\"shape\":[2,2],\"data_offsets\":[0,8]}," + scale + "}",
+      image("{\"l.weight\":{\"dtype\":\"BF16\",\"shape\":[2,2],\"data_offsets\":[0,8]}," + scale +
+                "}",
             std::vector<std::uint8_t>(12, 0x3F)),
       "bf16.safetensors");
   expect_error([&] { load_fp8_weight(bf16, "l"); }, ErrorCode::ParseError,
                "bf16.safetensors: tensor 'l.weight' is BF16; an FP8 weight must be F8_E4M3");
   const auto rank3 = SafetensorsFile::from_bytes(
-      image("{\"l.weight\":{\"dtype\":\"F8_E4M3\",\"shape\":[2,2,2],\"data_offsets\":[0,8]}," + scale + "}",
+      image("{\"l.weight\":{\"dtype\":\"F8_E4M3\",\"shape\":[2,2,2],\"data_offsets\":[0,8]}," +
+                scale + "}",
             std::vector<std::uint8_t>(12, 0x3F)),
       "rank3.safetensors");
   expect_error([&] { load_fp8_weight(rank3, "l"); }, ErrorCode::ParseError,
-               "rank3.safetensors: tensor 'l.weight' has shape [2, 2, 2]; an FP8 weight must be 2-D [out, in]");
+               "rank3.safetensors: tensor 'l.weight' has shape [2, 2, 2]; an FP8 weight must be "
+               "2-D [out, in]");
 }
 
 TEST(SafetensorsRejects, Fp8ScaleOfTheWrongDType) {
@@ -593,8 +650,9 @@ TEST(SafetensorsRejects, Fp8ScaleOfTheWrongDType) {
             R"("l.weight_scale_inv":{"dtype":"BF16","shape":[1,1],"data_offsets":[4,6]}})",
             {0x38, 0x38, 0x38, 0x38, 0x80, 0x3F}),
       "scaledtype.safetensors");
-  expect_error([&] { load_fp8_weight(file, "l"); }, ErrorCode::ParseError,
-               "scaledtype.safetensors: tensor 'l.weight_scale_inv' is BF16; a weight scale must be F32");
+  expect_error(
+      [&] { load_fp8_weight(file, "l"); }, ErrorCode::ParseError,
+      "scaledtype.safetensors: tensor 'l.weight_scale_inv' is BF16; a weight scale must be F32");
 }
 
 // NaN, infinity, zero and negative scales are rejected: the recipe never makes them, and
@@ -636,22 +694,29 @@ TEST(SafetensorsRejects, Ue8m0ScalesThatAreNotExactPowersOfTwo) {
   patch_f32(bytes, "l.weight_scale_inv", 5, 0.7f);  // a later block: the first one is named
   const auto file = SafetensorsFile::from_bytes(bytes, "ue8m0.safetensors");
   expect_error([&] { load_fp8_weight(file, "l", DType::ue8m0); }, ErrorCode::ParseError,
-               "ue8m0.safetensors: tensor 'l.weight_scale_inv': block [2, 0] has scale 0.300000012, not a power "
+               "ue8m0.safetensors: tensor 'l.weight_scale_inv': block [2, 0] has scale "
+               "0.300000012, not a power "
                "of two in UE8M0's range (2^-127..2^127); load it with f32 scales");
   EXPECT_NO_THROW(load_fp8_weight(file, "l", DType::f32));  // f32 keeps any positive scale
 
-  patch_f32(bytes, "l.weight_scale_inv", 4, std::ldexp(1.0f, -128));  // a power of two below UE8M0's range
+  patch_f32(bytes, "l.weight_scale_inv", 4,
+            std::ldexp(1.0f, -128));  // a power of two below UE8M0's range
   patch_f32(bytes, "l.weight_scale_inv", 5, 0.5f);
-  expect_error([&] { load_fp8_weight(SafetensorsFile::from_bytes(bytes, "tiny"), "l", DType::ue8m0); },
-               ErrorCode::ParseError, "block [2, 0] has scale 2.93873588e-39, not a power of two in UE8M0's range");
+  expect_error(
+      [&] { load_fp8_weight(SafetensorsFile::from_bytes(bytes, "tiny"), "l", DType::ue8m0); },
+      ErrorCode::ParseError,
+      "block [2, 0] has scale 2.93873588e-39, not a power of two in UE8M0's range");
   patch_f32(bytes, "l.weight_scale_inv", 4, std::ldexp(1.0f, -127));  // the smallest UE8M0 value
-  EXPECT_EQ(load_fp8_weight(SafetensorsFile::from_bytes(bytes, "edge"), "l", DType::ue8m0).scales[4], std::byte{0});
+  EXPECT_EQ(
+      load_fp8_weight(SafetensorsFile::from_bytes(bytes, "edge"), "l", DType::ue8m0).scales[4],
+      std::byte{0});
 }
 
 TEST(SafetensorsRejects, BadScaleDTypeArgument) {
   const auto file = SafetensorsFile::from_bytes(deepseek_like(fresh_seed()).serialize(), "layer");
   expect_error([&] { load_fp8_weight(file, "model.layers.0.mlp.down_proj", DType::bf16); },
-               ErrorCode::InvalidArgument, "load_fp8_weight: scale_dtype must be f32 or ue8m0, not bf16");
+               ErrorCode::InvalidArgument,
+               "load_fp8_weight: scale_dtype must be f32 or ue8m0, not bf16");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -661,34 +726,42 @@ TEST(SafetensorsWriter, RejectsWhatWouldMakeABadFile) {
   const std::uint64_t seed = fresh_seed();
   SafetensorsWriter w;
   w.add("a", HostTensor::random(plain(DType::f32, {4}), seed));
-  expect_error([&] { w.add("a", HostTensor::random(plain(DType::f32, {4}), seed)); }, ErrorCode::InvalidArgument,
-               "safetensors writer: the name 'a' is already taken");
+  expect_error([&] { w.add("a", HostTensor::random(plain(DType::f32, {4}), seed)); },
+               ErrorCode::InvalidArgument, "safetensors writer: the name 'a' is already taken");
   expect_error([&] { w.add("__metadata__", HostTensor::random(plain(DType::f32, {4}), seed)); },
                ErrorCode::InvalidArgument, "the name '__metadata__' is reserved");
-  expect_error([&] { w.add("", HostTensor::random(plain(DType::f32, {4}), seed)); }, ErrorCode::InvalidArgument,
-               "the name '' is reserved");
+  expect_error([&] { w.add("", HostTensor::random(plain(DType::f32, {4}), seed)); },
+               ErrorCode::InvalidArgument, "the name '' is reserved");
   expect_error([&] { w.add("s", HostTensor::random(weight_type(128, 128, DType::f32), seed)); },
                ErrorCode::InvalidArgument,
-               "tensor 's' is block-scaled (f8e4m3[128, 128] scaled<128x128, f32>); add it with add_fp8_weight");
+               "tensor 's' is block-scaled (f8e4m3[128, 128] scaled<128x128, f32>); add it with "
+               "add_fp8_weight");
   HostTensor short_data = HostTensor::random(plain(DType::bf16, {4}), seed);
   short_data.data.pop_back();
   expect_error([&] { w.add("b", short_data); }, ErrorCode::InvalidArgument,
                "tensor 'b' holds 7 bytes, but bf16[4] is 8");
-  expect_error([&] {
-    w.add_fp8_weight("act", HostTensor::random({DType::f8e4m3, {4, 128}, ScaleLayout{kActivationBlock, DType::f32}}, seed));
-  }, ErrorCode::InvalidArgument, "weight 'act.weight' is f8e4m3[4, 128] scaled<1x128, f32>; the DeepSeek layout holds");
+  expect_error(
+      [&] {
+        w.add_fp8_weight(
+            "act", HostTensor::random(
+                       {DType::f8e4m3, {4, 128}, ScaleLayout{kActivationBlock, DType::f32}}, seed));
+      },
+      ErrorCode::InvalidArgument,
+      "weight 'act.weight' is f8e4m3[4, 128] scaled<1x128, f32>; the DeepSeek layout holds");
 
   w.add("l.weight_scale_inv", HostTensor::random(plain(DType::f32, {1, 1}), seed));
-  expect_error([&] { w.add_fp8_weight("l", HostTensor::random(weight_type(128, 128, DType::f32), seed)); },
-               ErrorCode::InvalidArgument, "the name 'l.weight_scale_inv' is already taken");
+  expect_error(
+      [&] { w.add_fp8_weight("l", HostTensor::random(weight_type(128, 128, DType::f32), seed)); },
+      ErrorCode::InvalidArgument, "the name 'l.weight_scale_inv' is already taken");
   EXPECT_EQ(SafetensorsFile::from_bytes(w.serialize(), "w").find("l.weight"), nullptr)
       << "a rejected pair adds neither tensor";
 
   HostTensor nan_scale = HostTensor::random(weight_type(300, 200, DType::f32), seed);
   const float nan = std::numeric_limits<float>::quiet_NaN();
   std::memcpy(nan_scale.scales.data() + 4 * 1, &nan, 4);
-  expect_error([&] { w.add_fp8_weight("n", nan_scale); }, ErrorCode::InvalidArgument,
-               "weight 'n.weight': block [0, 1] has scale nan; a weight scale must be finite and positive");
+  expect_error(
+      [&] { w.add_fp8_weight("n", nan_scale); }, ErrorCode::InvalidArgument,
+      "weight 'n.weight': block [0, 1] has scale nan; a weight scale must be finite and positive");
 }
 
 TEST(SafetensorsWriter, ReplacesAnExistingFileAndLeavesNoTemporaryFile) {
@@ -703,7 +776,8 @@ TEST(SafetensorsWriter, ReplacesAnExistingFileAndLeavesNoTemporaryFile) {
 
 TEST(SafetensorsWriter, FailedWriteLeavesNothingBehind) {
   const fs::path dir = fresh_dir("fail");
-  expect_error([&] { deepseek_like(1).write(dir / "missing" / "model.safetensors"); }, ErrorCode::IoError,
+  expect_error([&] { deepseek_like(1).write(dir / "missing" / "model.safetensors"); },
+               ErrorCode::IoError,
                (dir / "missing" / "model.safetensors").string() + ": cannot create ");
   EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator()), 0);
 }
@@ -722,7 +796,8 @@ int write_cut_short(const SafetensorsWriter& writer, const fs::path& path, bool 
     try {
       writer.write(path);
     } catch (const Error& e) {
-      const bool expected = e.code() == ErrorCode::IoError && std::string(e.what()).find(": cannot write: ") != std::string::npos;
+      const bool expected = e.code() == ErrorCode::IoError &&
+                            std::string(e.what()).find(": cannot write: ") != std::string::npos;
       ::_exit(expected ? 3 : 4);
     }
     ::_exit(0);
@@ -778,7 +853,8 @@ void use_everything(const SafetensorsFile& file) {
     if (e.name.size() > suffix.size() && e.name.ends_with(suffix)) {
       for (DType sd : {DType::f32, DType::ue8m0}) {
         try {
-          const HostTensor w = load_fp8_weight(file, e.name.substr(0, e.name.size() - suffix.size()), sd);
+          const HostTensor w =
+              load_fp8_weight(file, e.name.substr(0, e.name.size() - suffix.size()), sd);
           EXPECT_EQ(w.scales.size(), w.type.scale_bytes());
         } catch (const Error&) {
         }
@@ -792,7 +868,8 @@ TEST(SafetensorsFuzz, EveryTruncationIsRejected) {
   use_everything(SafetensorsFile::from_bytes(good, "good"));
   for (std::size_t n = 0; n < good.size(); ++n) {
     try {
-      SafetensorsFile::from_bytes(Bytes(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(n)), "cut");
+      SafetensorsFile::from_bytes(
+          Bytes(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(n)), "cut");
       ADD_FAILURE() << "a file cut to " << n << " of " << good.size() << " bytes opened";
     } catch (const Error& e) {
       EXPECT_EQ(e.code(), ErrorCode::ParseError) << e.what();
@@ -845,8 +922,10 @@ TEST(SafetensorsFuzz, FlippedBufferBytesStillLoad) {
   std::mt19937_64 rng(seed);
   Bytes bad = good;
   for (int i = 0; i < 200; ++i)
-    bad[std::uniform_int_distribution<std::size_t>(8 + header, good.size() - 1)(rng)] ^= std::byte{0x5A};
-  const auto file = SafetensorsFile::from_bytes(bad, "data-flipped");  // the format does not check values
+    bad[std::uniform_int_distribution<std::size_t>(8 + header, good.size() - 1)(rng)] ^=
+        std::byte{0x5A};
+  const auto file =
+      SafetensorsFile::from_bytes(bad, "data-flipped");  // the format does not check values
   EXPECT_EQ(file.tensors().size(), 7u);
   use_everything(file);
 }
