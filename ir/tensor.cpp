@@ -180,7 +180,9 @@ HostTensor HostTensor::random(const TensorType& t, std::uint64_t seed) {
 
 HostTensor HostTensor::poisoned(const TensorType& t) {
   HostTensor h(t);
-  std::fill(h.data.begin(), h.data.end(), std::byte{0xFF});
+  // All-ones bytes are NaN for every float type; for i32 they would read -1, which index
+  // operands use (a padding row), so i32 gets 0x7F7F7F7F, out of range for any index.
+  std::fill(h.data.begin(), h.data.end(), std::byte{t.dtype == DType::i32 ? 0x7F : 0xFF});
   std::fill(h.scales.begin(), h.scales.end(), std::byte{0xFF});
   return h;
 }

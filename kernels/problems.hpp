@@ -163,7 +163,8 @@ struct MoeGatherProblem {
 // scales (group g's weight is rows g*n .. g*n+n-1; n % 128 == 0); group i32 [m]:
 // D[r,:] = A[r,:] B_g^T (scaled as GemmFp8Problem) with g = group[r], or 0 when g == -1.
 // Contract (DeepGEMM's contiguous layout, what moe_plan writes): a row r with
-// r % align != 0 has the group of row r - 1, so an align-row tile never mixes groups.
+// r % align != 0 has the group of row r - 1 or -1 (padding), so an align-row tile holds
+// one group and then padding, and its first row names the group.
 // Kernels may rely on it; they report a group out of range or a broken contract.
 struct GemmFp8GroupedProblem {
   std::int64_t m = 0, n = 0, k = 0, groups = 1, align = 128;

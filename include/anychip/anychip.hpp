@@ -166,7 +166,8 @@ struct KernelInfo {
 // One kernel of the last run compared with the float64 reference.
 struct KernelCheck {
   std::string label;
-  double rel_err = 0;    // ||out - ref|| / ||ref||
+  double rel_err = 0;    // ||out - ref|| / ||ref||; moe_topk: 0 for a valid top-k up to
+                         // near-ties, infinity otherwise (kernels/reference: mismatch)
   double tolerance = 0;  // the bound for this op and dtype
   bool ok = false;
 };

@@ -69,7 +69,7 @@ struct HostTensor {
   static HostTensor random(const TensorType& t, std::uint64_t seed);
 
   // Every byte 0xFF: NaN in every float format (and a NaN scale), so an output element a
-  // kernel never writes shows up in a check.
+  // kernel never writes shows up in a check; i32 elements 0x7F7F7F7F (-1 is a valid index).
   static HostTensor poisoned(const TensorType& t);
 };
 
