@@ -760,6 +760,7 @@ svg .val { font-size: 7.5px; fill: var(--dim); stroke-width: 2px; }
 svg.timebar rect { stroke: #fff; stroke-width: 0.5; }
 svg.timebar rect.hl { stroke: #1b1f24; stroke-width: 1.5; }
 #js-errors { color: #cf222e; }
+@page { size: A4 landscape; margin: 10mm; }
 @media print {
   body { margin: 0; font-size: 10px; }
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
@@ -769,6 +770,10 @@ svg.timebar rect.hl { stroke: #1b1f24; stroke-width: 1.5; }
   h3 { break-after: avoid; }
   tbody tr:hover { background: none; }
   nav { display: none; }
+  .note, .legend { font-size: 9px; }
+  .charts { gap: 4px 2%; }
+  figure.chart { width: 32%; }
+  figure.chart svg { width: 100%; height: auto; }
 }
 )CSS";
 
