@@ -356,10 +356,13 @@ int run(Options& o) {
       }
       progress.clear();
     } catch (const Error& e) {
-      std::printf("\n%s: %s: %s: %s\n", id.c_str(), phase.c_str(),
-                  std::string(anychip::error_code_name(e.code())).c_str(), e.what());
       if (e.code() == ErrorCode::InvalidArgument) throw;
-      if (e.code() != ErrorCode::Unavailable) failed.push_back(id);
+      // A device that cannot be used here is skipped, as `anychip conformance` does; one
+      // that lacks an op (Unsupported) or fails counts against the run.
+      const bool unavailable = e.code() == ErrorCode::Unavailable;
+      std::printf("\n%s: %s: %s: %s\n", id.c_str(), unavailable ? "skipped" : phase.c_str(),
+                  std::string(anychip::error_code_name(e.code())).c_str(), e.what());
+      if (!unavailable) failed.push_back(id);
       continue;
     }
     print_kernels("prefill on " + id, dr.prefill);
