@@ -87,6 +87,8 @@ TEST(CApi, EveryErrorCodeHasItsOwnStatusAndName) {
     EXPECT_STREQ(anychip_status_name(s), std::string(error_code_name(code)).c_str());
   }
   EXPECT_STREQ(anychip_status_name(static_cast<anychip_status>(capi::kErrorCodeCount + 1)), "unknown");
+  // Internal is the last ErrorCode: a code added after it would have a name.
+  EXPECT_EQ(error_code_name(static_cast<ErrorCode>(capi::kErrorCodeCount)), "?");
 }
 
 TEST(CApi, DtypesMirrorTheCppDtypes) {

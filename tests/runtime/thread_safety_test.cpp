@@ -107,7 +107,8 @@ class ThreadSafety : public ::testing::TestWithParam<std::string> {};
 TEST_P(ThreadSafety, ThreadsSharingADeviceGetTheResultsOfOneThread) {
   const std::string id = GetParam();
   if (!available(id)) GTEST_SKIP() << id << " is not available here";
-  const bool opencl = id.rfind("opencl", 0) == 0;
+  const bool driver_compiles = id.rfind("opencl", 0) == 0 || id.rfind("level_zero", 0) == 0 ||
+                               id.rfind("cuda", 0) == 0;
   const std::vector<Workload> work = workloads(true);
   Device device = Device::open(id);
   TempDir cache(id);
@@ -116,11 +117,11 @@ TEST_P(ThreadSafety, ThreadsSharingADeviceGetTheResultsOfOneThread) {
   CompileOptions uncached;
   uncached.use_cache = false;
 
-  // One thread first: what everyone must get. OpenCL fills the cache here, since PoCL
-  // builds a program for seconds, so that the threads load binaries concurrently;
-  // elsewhere the threads' compiles miss and store concurrently.
+  // One thread first: what everyone must get. GPU backends fill the cache here, since a
+  // driver builds a program for seconds (PoCL does), so that the threads load binaries
+  // concurrently; on cpu and sim:* the threads' compiles miss and store concurrently.
   std::vector<std::vector<Bytes>> expected;
-  for (const Workload& w : work) expected.push_back(run(w, device, opencl ? cached : uncached));
+  for (const Workload& w : work) expected.push_back(run(w, device, driver_compiles ? cached : uncached));
   std::vector<std::vector<Tensor>> shared(work.size());
   {
     Stream s = device.create_stream();
@@ -164,7 +165,9 @@ TEST_P(ThreadSafety, ThreadsSharingADeviceGetTheResultsOfOneThread) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Devices, ThreadSafety, ::testing::Values("cpu", "sim:npu-ue8m0", "opencl:0"),
+// GPU devices run where a driver is (skipped otherwise).
+INSTANTIATE_TEST_SUITE_P(Devices, ThreadSafety,
+                         ::testing::Values("cpu", "sim:npu-ue8m0", "opencl:0", "level_zero:0", "cuda:0"),
                          [](const auto& info) { return sanitized(info.param); });
 
 // The same through the C ABI: one anychip_device shared by every thread; each thread
