@@ -91,8 +91,10 @@ std::string with_unit(double v, const std::string& unit) {
 
 const char* const kPipes[] = {"dma_in", "matrix", "vector", "dma_out"};
 const char* const kPipeColors[] = {"#4e79a7", "#e15759", "#59a14f", "#f28e2b"};
-const char* const kOpColors[] = {"#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2",
-                                 "#b07aa1", "#edc948", "#9c755f", "#ff9da7", "#79706e"};
+// Tableau 20, the strong half first: a DeepSeek layer has some 20 ops.
+const char* const kOpColors[] = {"#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#499894", "#b07aa1", "#b6992d",
+                                 "#d37295", "#9d7660", "#79706e", "#a0cbe8", "#ffbe7d", "#8cd17d", "#ff9d9a",
+                                 "#86bcb6", "#d4a6c8", "#f1ce63", "#fabfd2", "#d7b5a6", "#bab0ac"};
 
 struct KernelView {
   const KernelInfo* info = nullptr;
@@ -596,71 +598,68 @@ std::string roofline_figure(const SectionView& sv, const RunView& rv, OpColors& 
     notes += ".";
     if (!r.ceilings.note.empty()) notes += " " + esc(r.ceilings.note) + ".";
   }
-  std::vector<std::string> missing;
-  std::size_t i = 0;
+  // Kernels without a point, by reason; by number alone when there are many (a layer's
+  // slices and reshapes), the table has their names.
+  std::map<std::string, std::vector<std::string>> missing;
+  std::size_t unplotted = 0, i = 0;
+  for (const KernelView& kv : rv.kernels) unplotted += !kv.plotted;
   for (const KernelView& kv : rv.kernels) {
     ++i;
-    if (!kv.plotted) missing.push_back(std::to_string(i) + " " + esc(kv.info->label) + " (" + kv.unplotted_reason + ")");
+    if (!kv.plotted)
+      missing[kv.unplotted_reason].push_back(std::to_string(i) + (unplotted <= 4 ? " " + esc(kv.info->label) : ""));
   }
-  if (!missing.empty()) {
-    notes += " Not plotted:";
-    for (std::size_t m = 0; m < missing.size(); ++m) notes += (m ? ", " : " ") + missing[m];
+  for (const auto& [reason, kernels] : missing) {
+    notes += " Not plotted (" + reason + "):";
+    for (std::size_t m = 0; m < kernels.size(); ++m) notes += (m ? ", " : " ") + kernels[m];
     notes += ".";
   }
   if (!notes.empty()) h += "<p class=\"note\">" + notes + "</p>";
   return h + "</figure>\n";
 }
 
+// One row per kernel and one lane per pipe: the busy percentage, then a bar on a 0-100%
+// scale. Lanes keep the four pipes apart and the rows compact enough for a whole layer.
 std::string pipes_figure(const SectionView& sv, const RunView& rv) {
-  const double label_w = 130, bars_w = 180, bar_h = 5, gap = 1, group_gap = 8, top = 22;
-  const double group_h = 4 * (bar_h + gap) - gap;
-  const double W = label_w + bars_w + 40;
-  const double H = top + rv.kernels.size() * (group_h + group_gap) + 14;
+  const double label_w = 122, num_w = 20, bar_w = 38, lane_w = num_w + bar_w + 6, row_h = 14, top = 18;
+  const double W = label_w + 4 * lane_w, H = top + static_cast<double>(rv.kernels.size()) * row_h + 4;
   std::string h = "<figure class=\"chart\"><figcaption>" + device_line(*rv.run) +
                   "</figcaption><svg class=\"pipes\" data-section=\"" + std::to_string(sv.index) + "\" data-run=\"" +
                   std::to_string(rv.index) + "\" width=\"" + px(W) + "\" height=\"" + px(H) + "\" viewBox=\"0 0 " + px(W) +
                   " " + px(H) + "\" role=\"img\" aria-label=\"pipe utilization on " + esc(rv.run->device.id) + "\">\n";
-  double lx = label_w;
   for (int p = 0; p < 4; ++p) {
-    h += "<rect x=\"" + px(lx) + "\" y=\"4\" width=\"9\" height=\"9\" fill=\"" + kPipeColors[p] + "\"/><text class=\"tick\" x=\"" +
-         px(lx + 12) + "\" y=\"12\">" + kPipes[p] + "</text>";
-    lx += 52;
+    const double x = label_w + p * lane_w;
+    h += "<text class=\"lane\" x=\"" + px(x + num_w + bar_w / 2) + "\" y=\"11\" text-anchor=\"middle\">" + kPipes[p] +
+         "</text><rect class=\"lane-bg\" x=\"" + px(x + num_w + 2) + "\" y=\"" + px(top - 2) + "\" width=\"" + px(bar_w) +
+         "\" height=\"" + px(H - top) + "\"/>";
   }
-  h += "<g class=\"grid\">";
-  for (int q = 0; q <= 4; ++q) {
-    const double x = label_w + bars_w * q / 4;
-    h += "<line x1=\"" + px(x) + "\" y1=\"" + px(top - 3) + "\" x2=\"" + px(x) + "\" y2=\"" + px(H - 12) + "\"/>";
-    h += "<text class=\"tick\" x=\"" + px(x) + "\" y=\"" + px(H - 2) + "\" text-anchor=\"middle\">" +
-         std::to_string(25 * q) + "%</text>";
-  }
-  h += "</g>";
   double y = top;
   std::size_t i = 0;
   for (const KernelView& kv : rv.kernels) {
     ++i;
     std::string label = std::to_string(i) + " " + kv.info->label;
     std::string shown = label;
-    if (shown.size() > 22) {
-      std::size_t n = 21;
+    if (shown.size() > 21) {
+      std::size_t n = 20;
       while (n > 0 && (static_cast<unsigned char>(shown[n]) & 0xC0) == 0x80) --n;  // whole UTF-8 sequences only
       shown = shown.substr(0, n) + "\xE2\x80\xA6";
     }
-    h += "<g class=\"row\" data-k=\"" + std::to_string(kv.key) + "\"><text class=\"row-label\" x=\"" + px(label_w - 6) +
-         "\" y=\"" + px(y + group_h / 2 + 3.5) + "\" text-anchor=\"end\">" + esc(shown) + "<title>" + esc(label) +
-         "</title></text>";
+    h += "<g class=\"row\" data-k=\"" + std::to_string(kv.key) + "\"><rect class=\"row-bg\" x=\"0\" y=\"" + px(y) +
+         "\" width=\"" + px(W) + "\" height=\"" + px(row_h) + "\"/><text class=\"row-label\" x=\"" + px(label_w - 6) +
+         "\" y=\"" + px(y + 10.5) + "\" text-anchor=\"end\">" + esc(shown) + "<title>" + esc(label) + "</title></text>";
     for (int p = 0; p < 4; ++p) {
       const double u = std::clamp(kv.counter(std::string("util.") + kPipes[p]), 0.0, 1.0);
-      const double by = y + p * (bar_h + gap);
-      h += "<rect x=\"" + px(label_w) + "\" y=\"" + px(by) + "\" width=\"" + px(bars_w * u) + "\" height=\"" + px(bar_h) +
-           "\" fill=\"" + kPipeColors[p] + "\" data-util=\"" + attr_num(u) + "\"><title>" + esc(kv.info->label) + ": " +
-           kPipes[p] + " busy " + printf_string("%.1f", 100 * u) + "% of the time</title></rect>";
-      h += "<text class=\"val\" x=\"" + px(label_w + bars_w * u + 3) + "\" y=\"" + px(by + bar_h - 0.5) + "\">" +
-           printf_string("%.0f", 100 * u) + "</text>";
+      const double x = label_w + p * lane_w;
+      h += "<text class=\"val\" x=\"" + px(x + num_w) + "\" y=\"" + px(y + 10.5) + "\" text-anchor=\"end\">" +
+           printf_string("%.0f", 100 * u) + "</text><rect x=\"" + px(x + num_w + 2) + "\" y=\"" + px(y + 3) + "\" width=\"" +
+           px(bar_w * u) + "\" height=\"" + px(row_h - 6) + "\" fill=\"" + kPipeColors[p] + "\" data-util=\"" + attr_num(u) +
+           "\"><title>" + esc(kv.info->label) + ": " + kPipes[p] + " busy " + printf_string("%.1f", 100 * u) +
+           "% of the time</title></rect>";
     }
     h += "</g>";
-    y += group_h + group_gap;
+    y += row_h;
   }
-  return h + "</svg><p class=\"note\">Share of each pipe's time busy, averaged over the cores, while the kernel runs.</p></figure>\n";
+  return h + "</svg><p class=\"note\">Percent of the time each pipe is busy while the kernel runs, averaged over the "
+             "cores; each bar spans 0-100%.</p></figure>\n";
 }
 
 std::string section_html(const SectionView& sv, OpColors& colors) {
@@ -739,7 +738,7 @@ td.share { min-width: 120px; }
 .legend span { margin-right: 14px; white-space: nowrap; }
 .legend i { display: inline-block; width: 9px; height: 9px; margin-right: 4px; vertical-align: -1px; }
 .charts { display: flex; flex-wrap: wrap; gap: 8px 28px; align-items: flex-start; }
-figure.chart { margin: 0; max-width: 362px; }
+figure.chart { margin: 0; max-width: 380px; }
 figcaption { margin-bottom: 2px; }
 svg { display: block; overflow: visible; }
 svg text { font-family: inherit; fill: var(--fg); }
@@ -750,13 +749,16 @@ svg .frame { fill: none; stroke: #b6bec7; }
 svg .roof { stroke: #3c434b; stroke-width: 1.6; }
 svg .roof.lesser { stroke: #8c959f; stroke-width: 1; stroke-dasharray: 4 3; }
 svg .roof-label { font-size: 9.5px; fill: #3c434b; }
-svg .roof-label, svg .pt-label, svg .val { paint-order: stroke; stroke: #fff; stroke-width: 3px; stroke-linejoin: round; }
+svg .roof-label, svg .pt-label { paint-order: stroke; stroke: #fff; stroke-width: 3px; stroke-linejoin: round; }
 svg .pt circle { stroke: #fff; stroke-width: 1; }
 svg .pt-label { font-size: 9px; fill: var(--dim); }
 svg .pt.hl circle { stroke: #1b1f24; stroke-width: 2; }
 svg .row-label { font-size: 11px; }
-svg .row.hl .row-label { font-weight: 700; }
-svg .val { font-size: 7.5px; fill: var(--dim); stroke-width: 2px; }
+svg .row-bg { fill: transparent; }
+svg .row.hl .row-bg { fill: var(--hl); }
+svg .lane { font-size: 10px; fill: var(--dim); }
+svg .lane-bg { fill: #f3f5f7; }
+svg .val { font-size: 10px; fill: var(--fg); font-variant-numeric: tabular-nums; }
 svg.timebar rect { stroke: #fff; stroke-width: 0.5; }
 svg.timebar rect.hl { stroke: #1b1f24; stroke-width: 1.5; }
 #js-errors { color: #cf222e; }

@@ -203,7 +203,7 @@ TEST(Report, RooflinePointAndRoofsLieWhereTheyAreComputedByHand) {
   EXPECT_NEAR(std::stod(attribute(circle, "cy")), cy, 0.006);
   // One point only: the second kernel has no FLOP, and the page says so.
   EXPECT_EQ(count(html, "<circle "), 1u);
-  EXPECT_NE(html.find("Not plotted: 2 reshape-like %z (no FLOP)"), std::string::npos);
+  EXPECT_NE(html.find("Not plotted (no FLOP): 2 reshape-like %z."), std::string::npos);
 
   // The HBM slope runs from the left edge (10^-0.5 FLOP/B at 10^11.5 FLOP/s: the bottom
   // left corner) to the ridge (10 FLOP/B, 1e13 FLOP/s); the peak from there to the right.
