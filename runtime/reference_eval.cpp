@@ -1,8 +1,7 @@
-#include "anychip/reference.hpp"
-
 #include <string>
 
 #include "anychip/error.hpp"
+#include "anychip/reference.hpp"
 #include "kernels/lowering.hpp"
 #include "kernels/reference/reference.hpp"
 
@@ -12,22 +11,25 @@ namespace {
 void expect_type(const HostTensor& t, const ir::Value& v, const std::string& what) {
   if (t.type != v.type)
     throw Error(ErrorCode::InvalidArgument, "evaluate_reference: " + what + " %" + v.name + " is " +
-                                                t.type.str() + ", the graph declares " + v.type.str());
+                                                t.type.str() + ", the graph declares " +
+                                                v.type.str());
   if (t.data.size() != t.type.data_bytes() || t.scales.size() != t.type.scale_bytes())
-    throw Error(ErrorCode::InvalidArgument, "evaluate_reference: " + what + " %" + v.name +
-                                                " holds a byte count that does not match its type " +
-                                                t.type.str());
+    throw Error(ErrorCode::InvalidArgument,
+                "evaluate_reference: " + what + " %" + v.name +
+                    " holds a byte count that does not match its type " + t.type.str());
 }
 
 }  // namespace
 
-std::vector<HostTensor> evaluate_reference(const ir::Graph& graph, std::span<const HostTensor> inputs,
+std::vector<HostTensor> evaluate_reference(const ir::Graph& graph,
+                                           std::span<const HostTensor> inputs,
                                            const ReferenceOptions& options) {
   ir::verify(graph);
   if (inputs.size() != graph.inputs().size())
-    throw Error(ErrorCode::InvalidArgument, "evaluate_reference: graph @" + graph.name() + " takes " +
-                                                std::to_string(graph.inputs().size()) + " inputs, " +
-                                                std::to_string(inputs.size()) + " given");
+    throw Error(ErrorCode::InvalidArgument, "evaluate_reference: graph @" + graph.name() +
+                                                " takes " + std::to_string(graph.inputs().size()) +
+                                                " inputs, " + std::to_string(inputs.size()) +
+                                                " given");
   std::vector<HostTensor> values(graph.values().size());
   std::vector<bool> known(graph.values().size(), false);
   for (std::size_t i = 0; i < inputs.size(); ++i) {
@@ -38,11 +40,13 @@ std::vector<HostTensor> evaluate_reference(const ir::Graph& graph, std::span<con
   }
   for (const auto& [v, tensor] : options.given) {
     if (v < 0 || static_cast<std::size_t>(v) >= values.size())
-      throw Error(ErrorCode::InvalidArgument, "evaluate_reference: given value id " + std::to_string(v) +
-                                                  " is not a value of graph @" + graph.name());
+      throw Error(ErrorCode::InvalidArgument, "evaluate_reference: given value id " +
+                                                  std::to_string(v) + " is not a value of graph @" +
+                                                  graph.name());
     if (graph.value(v).producer < 0)
-      throw Error(ErrorCode::InvalidArgument, "evaluate_reference: %" + graph.value(v).name +
-                                                  " is a graph input; pass it as an input, not as given");
+      throw Error(ErrorCode::InvalidArgument,
+                  "evaluate_reference: %" + graph.value(v).name +
+                      " is a graph input; pass it as an input, not as given");
     expect_type(tensor, graph.value(v), "given value");
   }
 

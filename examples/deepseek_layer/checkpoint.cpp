@@ -49,7 +49,8 @@ HostTensor random_linear(std::int64_t out, std::int64_t in, std::mt19937_64 rng)
   return HostTensor::encode(fp8_weight_type(out, in), v);
 }
 
-HostTensor random_vector(DType dtype, std::int64_t n, double center, double spread, std::mt19937_64 rng) {
+HostTensor random_vector(DType dtype, std::int64_t n, double center, double spread,
+                         std::mt19937_64 rng) {
   std::uniform_real_distribution<double> u(-1.0, 1.0);
   std::vector<double> v(static_cast<std::size_t>(n));
   for (double& x : v) x = center + spread * u(rng);
@@ -83,8 +84,10 @@ class Loader {
     HostTensor t = f_.load(full);
     if (t.type.dtype != dtype)
       throw Error(ErrorCode::InvalidArgument,
-                  f_.name() + ": " + full + " is " + std::string(anychip::safetensors_dtype_name(t.type.dtype)) +
-                      ", DeepSeek's layout has " + std::string(anychip::safetensors_dtype_name(dtype)));
+                  f_.name() + ": " + full + " is " +
+                      std::string(anychip::safetensors_dtype_name(t.type.dtype)) +
+                      ", DeepSeek's layout has " +
+                      std::string(anychip::safetensors_dtype_name(dtype)));
     expect_shape(full, t.type.shape, shape);
     return t;
   }
@@ -93,8 +96,9 @@ class Loader {
   void expect_shape(const std::string& name, const Shape& got, const Shape& want) const {
     if (got != want)
       throw Error(ErrorCode::InvalidArgument,
-                  f_.name() + ": " + name + " is " + anychip::shape_str(got) + ", the layer at scale '" +
-                      c_.scale + "' needs " + anychip::shape_str(want) + " (is --scale right?)");
+                  f_.name() + ": " + name + " is " + anychip::shape_str(got) +
+                      ", the layer at scale '" + c_.scale + "' needs " + anychip::shape_str(want) +
+                      " (is --scale right?)");
   }
   const LayerConfig& c_;
   const anychip::SafetensorsFile& f_;
@@ -102,7 +106,8 @@ class Loader {
 
 }  // namespace
 
-void write_random_checkpoint(const LayerConfig& c, const std::filesystem::path& path, std::uint64_t seed) {
+void write_random_checkpoint(const LayerConfig& c, const std::filesystem::path& path,
+                             std::uint64_t seed) {
   anychip::SafetensorsWriter w;
   w.set_metadata("format", "pt");
   w.set_metadata("anychip.example", "deepseek_layer");
@@ -125,9 +130,11 @@ void write_random_checkpoint(const LayerConfig& c, const std::filesystem::path& 
   linear("self_attn.kv_b_proj", c.heads * (c.nope + c.v_dim), c.kv_lora);
   linear("self_attn.o_proj", c.hidden, c.heads * c.v_dim);
   norm("post_attention_layernorm.weight", c.hidden);
-  w.add(p + "mlp.gate.weight", random_matrix(DType::bf16, c.experts, c.hidden, rng_for(seed, p + "mlp.gate.weight")));
+  w.add(p + "mlp.gate.weight",
+        random_matrix(DType::bf16, c.experts, c.hidden, rng_for(seed, p + "mlp.gate.weight")));
   w.add(p + "mlp.gate.e_score_correction_bias",
-        random_vector(DType::f32, c.experts, 0.0, 0.05, rng_for(seed, p + "mlp.gate.e_score_correction_bias")));
+        random_vector(DType::f32, c.experts, 0.0, 0.05,
+                      rng_for(seed, p + "mlp.gate.e_score_correction_bias")));
   for (std::int64_t e = 0; e < c.experts; ++e) {
     linear(expert(e, "gate_proj"), c.moe_inter, c.hidden);
     linear(expert(e, "up_proj"), c.moe_inter, c.hidden);
@@ -145,12 +152,15 @@ HostTensor stack_rows(const std::vector<const HostTensor*>& parts, const std::st
   const TensorType& first = parts[0]->type;
   std::int64_t rows = 0;
   for (const HostTensor* t : parts) {
-    if (t->type.shape.size() != 2 || t->type.shape[1] != first.shape[1] || t->type.dtype != first.dtype ||
-        t->type.scale != first.scale || !first.scale || first.scale->block != anychip::kWeightBlock)
-      throw Error(ErrorCode::InvalidArgument, what + ": part " + t->type.str() + " does not stack with " + first.str());
+    if (t->type.shape.size() != 2 || t->type.shape[1] != first.shape[1] ||
+        t->type.dtype != first.dtype || t->type.scale != first.scale || !first.scale ||
+        first.scale->block != anychip::kWeightBlock)
+      throw Error(ErrorCode::InvalidArgument,
+                  what + ": part " + t->type.str() + " does not stack with " + first.str());
     if (t->type.shape[0] % 128 != 0)
-      throw Error(ErrorCode::InvalidArgument, what + ": part " + t->type.str() +
-                                                  " has rows not a multiple of 128; its scale blocks would split");
+      throw Error(ErrorCode::InvalidArgument,
+                  what + ": part " + t->type.str() +
+                      " has rows not a multiple of 128; its scale blocks would split");
     rows += t->type.shape[0];
   }
   HostTensor out(TensorType{first.dtype, {rows, first.shape[1]}, first.scale});
@@ -195,7 +205,8 @@ HostTensor absorb_o(const LayerConfig& c, const HostTensor& o_proj, const HostTe
       double* row = &out[static_cast<std::size_t>(n * N + h * L)];
       for (std::int64_t d = 0; d < c.v_dim; ++d) {
         const double a = o[static_cast<std::size_t>(n * K + h * c.v_dim + d)];
-        const double* uv = &kvb[static_cast<std::size_t>((h * (c.nope + c.v_dim) + c.nope + d) * L)];
+        const double* uv =
+            &kvb[static_cast<std::size_t>((h * (c.nope + c.v_dim) + c.nope + d) * L)];
         for (std::int64_t r = 0; r < L; ++r) row[r] += a * uv[r];
       }
     }
@@ -229,7 +240,8 @@ NamedTensors load_layer_weights(const LayerConfig& c, const anychip::Safetensors
   }
   {
     std::vector<HostTensor> parts;
-    for (std::int64_t e = 0; e < c.experts; ++e) parts.push_back(l.fp8(expert(e, "down_proj"), c.hidden, c.moe_inter));
+    for (std::int64_t e = 0; e < c.experts; ++e)
+      parts.push_back(l.fp8(expert(e, "down_proj"), c.hidden, c.moe_inter));
     std::vector<const HostTensor*> p;
     for (const HostTensor& t : parts) p.push_back(&t);
     w["w2"] = stack_rows(p, "experts' down_proj");

@@ -21,7 +21,8 @@ namespace deepseek_layer {
 // e_score_correction_bias in F32, as DeepSeek ships them. Values are fresh random numbers
 // from `seed`, sized like a trained layer's (rows ~ 1/sqrt(fan_in)) with the magnitude
 // varying by block so that a misplaced scale shows. IoError when it cannot be written.
-void write_random_checkpoint(const LayerConfig& c, const std::filesystem::path& path, std::uint64_t seed);
+void write_random_checkpoint(const LayerConfig& c, const std::filesystem::path& path,
+                             std::uint64_t seed);
 
 // Graph inputs by name (layer_graphs.hpp spells the names), as loaded.
 using NamedTensors = std::map<std::string, anychip::HostTensor>;
@@ -50,6 +51,7 @@ anychip::HostTensor absorb_o(const LayerConfig& c, const anychip::HostTensor& o_
 
 // Rows stacked in order; every part f8e4m3 scaled<128x128> with a multiple of 128 rows
 // and the same columns, so blocks stay whole.
-anychip::HostTensor stack_rows(const std::vector<const anychip::HostTensor*>& parts, const std::string& what);
+anychip::HostTensor stack_rows(const std::vector<const anychip::HostTensor*>& parts,
+                               const std::string& what);
 
 }  // namespace deepseek_layer

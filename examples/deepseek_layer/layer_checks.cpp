@@ -53,7 +53,8 @@ CheckLine compare(std::string what, const HostTensor& got, const HostTensor& wan
 
 HostTensor take_rows(const HostTensor& t, std::int64_t n) {
   if (t.type.scale || t.type.shape.empty() || n < 1 || n > t.type.shape[0])
-    throw Error(ErrorCode::InvalidArgument, "take_rows: " + std::to_string(n) + " rows of " + t.type.str());
+    throw Error(ErrorCode::InvalidArgument,
+                "take_rows: " + std::to_string(n) + " rows of " + t.type.str());
   anychip::TensorType type = t.type;
   type.shape[0] = n;
   HostTensor r(type);
@@ -63,11 +64,13 @@ HostTensor take_rows(const HostTensor& t, std::int64_t n) {
 
 HostTensor take_row(const HostTensor& t, std::int64_t row) {
   if (t.type.scale || t.type.shape.empty() || row < 0 || row >= t.type.shape[0])
-    throw Error(ErrorCode::InvalidArgument, "take_row: row " + std::to_string(row) + " of " + t.type.str());
+    throw Error(ErrorCode::InvalidArgument,
+                "take_row: row " + std::to_string(row) + " of " + t.type.str());
   anychip::TensorType type = t.type;
   type.shape[0] = 1;
   HostTensor r(type);
-  std::memcpy(r.data.data(), t.data.data() + static_cast<std::size_t>(row) * r.data.size(), r.data.size());
+  std::memcpy(r.data.data(), t.data.data() + static_cast<std::size_t>(row) * r.data.size(),
+              r.data.size());
   return r;
 }
 
@@ -80,16 +83,20 @@ std::vector<CheckLine> check_against_reference(const LayerConfig& c, const Graph
   std::vector<HostTensor> ref = anychip::evaluate_reference(graph, inputs);
 
   // Routing: the device's choice per token against the evaluation's.
-  const std::vector<double> logits = ref[static_cast<std::size_t>(value_named(graph, "router_logits"))].values();
-  const std::vector<double> bias = ref[static_cast<std::size_t>(value_named(graph, "router_bias"))].values();
+  const std::vector<double> logits =
+      ref[static_cast<std::size_t>(value_named(graph, "router_logits"))].values();
+  const std::vector<double> bias =
+      ref[static_cast<std::size_t>(value_named(graph, "router_bias"))].values();
   const std::int64_t tokens = outputs[2].type.shape[0];
   auto key = [&](std::int64_t t, int e) {
-    return 1.0 / (1.0 + std::exp(-logits[static_cast<std::size_t>(t * c.experts + e)])) + bias[static_cast<std::size_t>(e)];
+    return 1.0 / (1.0 + std::exp(-logits[static_cast<std::size_t>(t * c.experts + e)])) +
+           bias[static_cast<std::size_t>(e)];
   };
   CheckLine routing{phase + " routing vs float64 evaluation", 0, kRoutingTieBound, true, ""};
   int flipped = 0;
   for (std::int64_t t = 0; t < tokens; ++t) {
-    const std::set<int> dev = experts_of(outputs[2], t), want = experts_of(ref[static_cast<std::size_t>(experts)], t);
+    const std::set<int> dev = experts_of(outputs[2], t),
+                        want = experts_of(ref[static_cast<std::size_t>(experts)], t);
     if (dev == want) continue;
     ++flipped;
     double weakest = INFINITY;
@@ -99,7 +106,8 @@ std::vector<CheckLine> check_against_reference(const LayerConfig& c, const Graph
       if (!want.count(e)) gap = std::max(gap, weakest - key(t, e));
     routing.rel_err = std::max(routing.rel_err, gap);
     if (routing.note.size() < 200)
-      routing.note += "token " + std::to_string(t) + ": " + set_str(dev) + " vs " + set_str(want) + "; ";
+      routing.note +=
+          "token " + std::to_string(t) + ": " + set_str(dev) + " vs " + set_str(want) + "; ";
   }
   routing.ok = routing.rel_err <= routing.bound;
   if (flipped) {
@@ -114,9 +122,12 @@ std::vector<CheckLine> check_against_reference(const LayerConfig& c, const Graph
   }
   std::vector<CheckLine> lines;
   lines.push_back(std::move(routing));
-  lines.push_back(compare(phase + " out vs float64 evaluation", outputs[0], ref[static_cast<std::size_t>(out)], kEndToEndBound));
-  lines.push_back(compare(phase + " kv vs float64 evaluation", outputs[1], ref[static_cast<std::size_t>(kv)], kLatentBound));
-  lines.push_back(compare(phase + " o vs float64 evaluation", outputs[3], ref[static_cast<std::size_t>(o)], kEndToEndBound));
+  lines.push_back(compare(phase + " out vs float64 evaluation", outputs[0],
+                          ref[static_cast<std::size_t>(out)], kEndToEndBound));
+  lines.push_back(compare(phase + " kv vs float64 evaluation", outputs[1],
+                          ref[static_cast<std::size_t>(kv)], kLatentBound));
+  lines.push_back(compare(phase + " o vs float64 evaluation", outputs[3],
+                          ref[static_cast<std::size_t>(o)], kEndToEndBound));
   return lines;
 }
 
@@ -130,7 +141,8 @@ std::vector<CheckLine> check_decode_vs_prefill(const Graph& decode,
   const HostTensor pre_kv = take_row(prefill_outputs[1], row);
   const HostTensor pre_experts = take_row(prefill_outputs[2], row);
   const std::string r = std::to_string(row);
-  lines.push_back(compare("decode kv row vs prefill row " + r, decode_outputs[1], pre_kv, kLatentRowBound));
+  lines.push_back(
+      compare("decode kv row vs prefill row " + r, decode_outputs[1], pre_kv, kLatentRowBound));
   lines.push_back(compare("decode o (absorbed) vs prefill row " + r, decode_outputs[3],
                           take_row(prefill_outputs[3], row), kAttentionFormsBound));
   const std::set<int> dec = experts_of(decode_outputs[2], 0), pre = experts_of(pre_experts, 0);

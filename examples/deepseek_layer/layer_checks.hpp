@@ -20,7 +20,7 @@ struct CheckLine {
   double rel_err = 0;  // ||device - other|| / ||other||
   double bound = 0;
   bool ok = false;
-  std::string note;    // routing flips and the like; "" when nothing to add
+  std::string note;  // routing flips and the like; "" when nothing to add
 };
 
 // The bounds, derived in README.md ("Checks and their bounds").
@@ -66,7 +66,8 @@ inline constexpr double kRoutingTieBound = 2e-2;
 // The device's outputs of `graph` (out, kv, experts, o) against evaluate_reference on the
 // same inputs. Where the device routed a token differently (a near-tie), the evaluation
 // is repeated with the device's routing given, and each flip is reported with its key gap.
-std::vector<CheckLine> check_against_reference(const LayerConfig& c, const anychip::ir::Graph& graph,
+std::vector<CheckLine> check_against_reference(const LayerConfig& c,
+                                               const anychip::ir::Graph& graph,
                                                std::span<const anychip::HostTensor> inputs,
                                                std::span<const anychip::HostTensor> outputs,
                                                const std::string& phase);

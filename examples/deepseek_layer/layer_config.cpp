@@ -64,13 +64,18 @@ void validate(const LayerConfig& c) {
     if (v % 128 != 0)
       fail(std::string(name) + " " + std::to_string(v) + " is not a multiple of 128 (" + why + ")");
   };
-  multiple_of_128("hidden", c.hidden, "K of q_a_proj, kv_a_proj and the expert gate/up GEMM; N of down");
+  multiple_of_128("hidden", c.hidden,
+                  "K of q_a_proj, kv_a_proj and the expert gate/up GEMM; N of down");
   multiple_of_128("q_lora", c.q_lora, "K of q_b_proj");
-  multiple_of_128("moe_intermediate", c.moe_inter, "K of the expert down GEMM, 128-row weight blocks per expert");
+  multiple_of_128("moe_intermediate", c.moe_inter,
+                  "K of the expert down GEMM, 128-row weight blocks per expert");
   if (c.kv_lora != 512 || c.rope != 64 || c.nope != 128 || c.v_dim != 128)
-    fail("the MLA head dims are fixed at kv_lora 512, rope 64, nope 128, v 128 (absorbed decode: Dk 576, Dv 512)");
+    fail(
+        "the MLA head dims are fixed at kv_lora 512, rope 64, nope 128, v 128 (absorbed decode: Dk "
+        "576, Dv 512)");
   if (c.experts % c.groups != 0)
-    fail("groups " + std::to_string(c.groups) + " does not divide experts " + std::to_string(c.experts));
+    fail("groups " + std::to_string(c.groups) + " does not divide experts " +
+         std::to_string(c.experts));
   if (c.top_groups > c.groups || c.top_k > c.top_groups * (c.experts / c.groups))
     fail("top_k " + std::to_string(c.top_k) + " exceeds the experts of the top " +
          std::to_string(c.top_groups) + " groups");

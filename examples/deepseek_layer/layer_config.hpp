@@ -9,27 +9,27 @@
 namespace deepseek_layer {
 
 struct LayerConfig {
-  std::string scale = "full";  // the preset it came from, for titles
-  std::int64_t hidden = 7168;             // hidden_size
-  std::int64_t heads = 128;               // num_attention_heads
-  std::int64_t q_lora = 1536;             // q_lora_rank
-  std::int64_t kv_lora = 512;             // kv_lora_rank
-  std::int64_t nope = 128;                // qk_nope_head_dim
-  std::int64_t rope = 64;                 // qk_rope_head_dim
-  std::int64_t v_dim = 128;               // v_head_dim
-  std::int64_t experts = 256;             // n_routed_experts
-  std::int64_t top_k = 8;                 // num_experts_per_tok
-  std::int64_t groups = 8;                // n_group
-  std::int64_t top_groups = 4;            // topk_group
-  double routed_scale = 2.5;              // routed_scaling_factor
-  std::int64_t moe_inter = 2048;          // moe_intermediate_size
-  std::int64_t shared_experts = 1;        // n_shared_experts
-  double rms_eps = 1e-6;                  // rms_norm_eps
-  double rope_theta = 10000;              // rope_theta (YaRN scaling not modelled)
-  std::int64_t layer = 3;                 // first_k_dense_replace: layers >= 3 are MoE
+  std::string scale = "full";       // the preset it came from, for titles
+  std::int64_t hidden = 7168;       // hidden_size
+  std::int64_t heads = 128;         // num_attention_heads
+  std::int64_t q_lora = 1536;       // q_lora_rank
+  std::int64_t kv_lora = 512;       // kv_lora_rank
+  std::int64_t nope = 128;          // qk_nope_head_dim
+  std::int64_t rope = 64;           // qk_rope_head_dim
+  std::int64_t v_dim = 128;         // v_head_dim
+  std::int64_t experts = 256;       // n_routed_experts
+  std::int64_t top_k = 8;           // num_experts_per_tok
+  std::int64_t groups = 8;          // n_group
+  std::int64_t top_groups = 4;      // topk_group
+  double routed_scale = 2.5;        // routed_scaling_factor
+  std::int64_t moe_inter = 2048;    // moe_intermediate_size
+  std::int64_t shared_experts = 1;  // n_shared_experts
+  double rms_eps = 1e-6;            // rms_norm_eps
+  double rope_theta = 10000;        // rope_theta (YaRN scaling not modelled)
+  std::int64_t layer = 3;           // first_k_dense_replace: layers >= 3 are MoE
 
-  std::int64_t qk_dim() const { return nope + rope; }              // 192
-  std::int64_t latent_dim() const { return kv_lora + rope; }       // 576: the MLA cache row
+  std::int64_t qk_dim() const { return nope + rope; }         // 192
+  std::int64_t latent_dim() const { return kv_lora + rope; }  // 576: the MLA cache row
   std::int64_t shared_inter() const { return moe_inter * shared_experts; }
   // The softmax scale of both forms: 1/sqrt(qk_dim), the absorbed form keeps it.
   double softmax_scale() const;

@@ -31,7 +31,8 @@ Front front(Graph& g, const LayerConfig& c, std::int64_t tokens) {
   const ValueId wq_a = g.input("wq_a", fp8_weight(c.q_lora, c.hidden));
   const ValueId q_a_norm = g.input("q_a_norm", bf16({c.q_lora}));
   const ValueId attn_in = g.rmsnorm(f.x, attn_norm, c.rms_eps, "attn_in");
-  f.attn_in_q = g.quantize_fp8(attn_in, anychip::kActivationBlock, DType::ue8m0, DType::f8e4m3, "attn_in_q");
+  f.attn_in_q =
+      g.quantize_fp8(attn_in, anychip::kActivationBlock, DType::ue8m0, DType::f8e4m3, "attn_in_q");
   const ValueId cq = g.gemm_fp8(f.attn_in_q, wq_a, DType::bf16, "c_q");
   const ValueId cq_n = g.rmsnorm(cq, q_a_norm, c.rms_eps, "c_q_norm");
   f.cq_q = g.quantize_fp8(cq_n, anychip::kActivationBlock, DType::ue8m0, DType::f8e4m3, "c_q_q");
@@ -81,16 +82,20 @@ ValueId moe(Graph& g, const LayerConfig& c, ValueId h, std::int64_t align, Value
   const ValueId routed_in = g.moe_gather(ffn_in, plan, "routed_in");
   const ValueId routed_in_q = g.quantize_fp8(routed_in, anychip::kActivationBlock, DType::ue8m0,
                                              DType::f8e4m3, "routed_in_q");
-  const ValueId gate_up = g.gemm_fp8_grouped(routed_in_q, w13, group, E, DType::bf16, align, "experts_gate_up");
+  const ValueId gate_up =
+      g.gemm_fp8_grouped(routed_in_q, w13, group, E, DType::bf16, align, "experts_gate_up");
   const ValueId act = g.silu_mul(gate_up, "experts_act");
-  const ValueId act_q = g.quantize_fp8(act, anychip::kActivationBlock, DType::ue8m0, DType::f8e4m3, "experts_act_q");
+  const ValueId act_q =
+      g.quantize_fp8(act, anychip::kActivationBlock, DType::ue8m0, DType::f8e4m3, "experts_act_q");
   const ValueId down = g.gemm_fp8_grouped(act_q, w2, group, E, DType::bf16, align, "experts_down");
   const ValueId routed = g.moe_combine(down, plan, weights, "routed");
 
-  const ValueId ffn_in_q = g.quantize_fp8(ffn_in, anychip::kActivationBlock, DType::ue8m0, DType::f8e4m3, "ffn_in_q");
+  const ValueId ffn_in_q =
+      g.quantize_fp8(ffn_in, anychip::kActivationBlock, DType::ue8m0, DType::f8e4m3, "ffn_in_q");
   const ValueId s_gate_up = g.gemm_fp8(ffn_in_q, ws13, DType::bf16, "shared_gate_up");
   const ValueId s_act = g.silu_mul(s_gate_up, "shared_act");
-  const ValueId s_act_q = g.quantize_fp8(s_act, anychip::kActivationBlock, DType::ue8m0, DType::f8e4m3, "shared_act_q");
+  const ValueId s_act_q =
+      g.quantize_fp8(s_act, anychip::kActivationBlock, DType::ue8m0, DType::f8e4m3, "shared_act_q");
   const ValueId shared = g.gemm_fp8(s_act_q, ws2, DType::bf16, "shared");
   const ValueId ffn_out = g.add(routed, shared, "ffn_out");
   return g.add(h, ffn_out, "out");
@@ -100,7 +105,8 @@ ValueId moe(Graph& g, const LayerConfig& c, ValueId h, std::int64_t align, Value
 
 Graph prefill_graph(const LayerConfig& c, std::int64_t tokens, std::int64_t align) {
   validate(c);
-  if (tokens < 1) throw anychip::Error(anychip::ErrorCode::InvalidArgument, "prefill: tokens must be >= 1");
+  if (tokens < 1)
+    throw anychip::Error(anychip::ErrorCode::InvalidArgument, "prefill: tokens must be >= 1");
   Graph g("deepseek_v3_layer" + std::to_string(c.layer) + "_prefill");
   const std::int64_t H = c.heads, T = tokens;
   Front f = front(g, c, T);
@@ -115,7 +121,8 @@ Graph prefill_graph(const LayerConfig& c, std::int64_t tokens, std::int64_t alig
   const ValueId q_rope = g.rope(q3, f.pos, c.rope, c.rope_theta, "q_rope");
 
   Latent l = latent(g, c, T, f.attn_in_q, f.pos, wkv_a, kv_a_norm);
-  const ValueId c_kv_q = g.quantize_fp8(l.c_kv_n, anychip::kActivationBlock, DType::ue8m0, DType::f8e4m3, "c_kv_q");
+  const ValueId c_kv_q =
+      g.quantize_fp8(l.c_kv_n, anychip::kActivationBlock, DType::ue8m0, DType::f8e4m3, "c_kv_q");
   const ValueId kv = g.gemm_fp8(c_kv_q, wkv_b, DType::bf16, "kv");
   const ValueId kv3 = g.reshape(kv, {T, H, c.nope + c.v_dim}, "kv3");
   const ValueId k_nope = g.slice(kv3, 2, 0, c.nope, "k_nope");
@@ -127,7 +134,8 @@ Graph prefill_graph(const LayerConfig& c, std::int64_t tokens, std::int64_t alig
   const ValueId v4 = g.reshape(v, {1, T, H, c.v_dim}, "v4");
   const ValueId attn = g.attention(q4, k4, v4, true, c.softmax_scale(), "attn");
   const ValueId attn2 = g.reshape(attn, {T, H * c.v_dim}, "attn2");
-  const ValueId attn_q = g.quantize_fp8(attn2, anychip::kActivationBlock, DType::ue8m0, DType::f8e4m3, "attn_q");
+  const ValueId attn_q =
+      g.quantize_fp8(attn2, anychip::kActivationBlock, DType::ue8m0, DType::f8e4m3, "attn_q");
   const ValueId o = g.gemm_fp8(attn_q, wo, DType::bf16, "o");
   const ValueId h = g.add(f.x, o, "h");
 
@@ -142,7 +150,9 @@ Graph prefill_graph(const LayerConfig& c, std::int64_t tokens, std::int64_t alig
 
 Graph decode_graph(const LayerConfig& c, std::int64_t cached, std::int64_t align) {
   validate(c);
-  if (cached < 1) throw anychip::Error(anychip::ErrorCode::InvalidArgument, "decode: the cache must hold >= 1 token");
+  if (cached < 1)
+    throw anychip::Error(anychip::ErrorCode::InvalidArgument,
+                         "decode: the cache must hold >= 1 token");
   Graph g("deepseek_v3_layer" + std::to_string(c.layer) + "_decode");
   const std::int64_t H = c.heads, D = c.latent_dim(), L = c.kv_lora;
   Front f = front(g, c, 1);
@@ -167,7 +177,8 @@ Graph decode_graph(const LayerConfig& c, std::int64_t cached, std::int64_t align
   const ValueId q4 = g.reshape(q_rope, {1, 1, H, D}, "q4");
   const ValueId attn = g.attention(q4, k, v, false, c.softmax_scale(), "attn_latent");
   const ValueId attn2 = g.reshape(attn, {1, H * L}, "attn2");
-  const ValueId attn_q = g.quantize_fp8(attn2, anychip::kActivationBlock, DType::ue8m0, DType::f8e4m3, "attn_q");
+  const ValueId attn_q =
+      g.quantize_fp8(attn2, anychip::kActivationBlock, DType::ue8m0, DType::f8e4m3, "attn_q");
   const ValueId o = g.gemm_fp8(attn_q, wo, DType::bf16, "o");
   const ValueId h = g.add(f.x, o, "h");
 

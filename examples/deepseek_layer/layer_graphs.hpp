@@ -20,7 +20,8 @@ namespace deepseek_layer {
 
 // `tokens` tokens at once, causal. `align` is the grouped GEMM's row alignment (128:
 // DeepGEMM's contiguous layout).
-anychip::ir::Graph prefill_graph(const LayerConfig& c, std::int64_t tokens, std::int64_t align = 128);
+anychip::ir::Graph prefill_graph(const LayerConfig& c, std::int64_t tokens,
+                                 std::int64_t align = 128);
 
 // One new token after `cached` tokens (cached >= 1), its position given by pos. `align` is
 // small: one token routes to top_k experts, and 128-row alignment would pad each to 128.

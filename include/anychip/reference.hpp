@@ -38,7 +38,8 @@ struct ReferenceOptions {
 // result[graph.outputs()[i]]). Throws InvalidArgument for a missing or mistyped input or
 // given value, InvalidGraph for a graph that does not verify, and Unsupported for an op
 // the reference does not implement.
-std::vector<HostTensor> evaluate_reference(const ir::Graph& graph, std::span<const HostTensor> inputs,
+std::vector<HostTensor> evaluate_reference(const ir::Graph& graph,
+                                           std::span<const HostTensor> inputs,
                                            const ReferenceOptions& options = {});
 
 }  // namespace anychip

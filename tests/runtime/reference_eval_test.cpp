@@ -1,10 +1,10 @@
 // Whole-graph float64 evaluation (anychip/reference.hpp): values stored as a device stores
 // them, quantization by the recipe, views, given values, and the errors it reports.
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstring>
 #include <optional>
-
-#include <gtest/gtest.h>
 
 #include "anychip/anychip.hpp"
 #include "anychip/reference.hpp"
@@ -20,7 +20,8 @@ TEST(ReferenceEval, RmsnormIsComputedExactlyThenRoundedToItsDtype) {
   ir::ValueId x = g.input("x", bf16({3, 256}));
   ir::ValueId w = g.input("w", {DType::f32, {256}, std::nullopt});
   g.output(g.rmsnorm(x, w, 1e-6, "y"));
-  const HostTensor hx = HostTensor::random(g.value(x).type, 1), hw = HostTensor::random(g.value(w).type, 2);
+  const HostTensor hx = HostTensor::random(g.value(x).type, 1),
+                   hw = HostTensor::random(g.value(w).type, 2);
   std::vector<HostTensor> v = evaluate_reference(g, std::vector<HostTensor>{hx, hw});
   const HostTensor& y = v[static_cast<std::size_t>(g.outputs()[0])];
   ASSERT_EQ(y.type, g.value(g.outputs()[0]).type);
@@ -104,15 +105,19 @@ TEST(ReferenceEval, RejectsMissingMistypedAndMisplacedValues) {
     }
     return std::optional<ErrorCode>();
   };
-  EXPECT_EQ(code_of([&] { evaluate_reference(g, std::vector<HostTensor>{}); }), ErrorCode::InvalidArgument);
+  EXPECT_EQ(code_of([&] { evaluate_reference(g, std::vector<HostTensor>{}); }),
+            ErrorCode::InvalidArgument);
   const HostTensor wrong = HostTensor::random(bf16({2, 256}), 6);
-  EXPECT_EQ(code_of([&] { evaluate_reference(g, std::vector<HostTensor>{wrong}); }), ErrorCode::InvalidArgument);
+  EXPECT_EQ(code_of([&] { evaluate_reference(g, std::vector<HostTensor>{wrong}); }),
+            ErrorCode::InvalidArgument);
   ReferenceOptions o;
   o.given[x] = hx;  // an input is passed as an input
-  EXPECT_EQ(code_of([&] { evaluate_reference(g, std::vector<HostTensor>{hx}, o); }), ErrorCode::InvalidArgument);
+  EXPECT_EQ(code_of([&] { evaluate_reference(g, std::vector<HostTensor>{hx}, o); }),
+            ErrorCode::InvalidArgument);
   ReferenceOptions o2;
   o2.given[y] = wrong;
-  EXPECT_EQ(code_of([&] { evaluate_reference(g, std::vector<HostTensor>{hx}, o2); }), ErrorCode::InvalidArgument);
+  EXPECT_EQ(code_of([&] { evaluate_reference(g, std::vector<HostTensor>{hx}, o2); }),
+            ErrorCode::InvalidArgument);
 }
 
 // The CPU backend rounds like the reference nearly everywhere, so the DeepSeek block's
@@ -134,7 +139,8 @@ TEST(ReferenceEval, AgreesWithTheCpuOnTheDeepSeekBlock) {
   std::vector<Tensor> out = exe.allocate_outputs();
   exe.run(s, in, out);
   const std::vector<HostTensor> ref = evaluate_reference(g, host);
-  const double err = rel_err(out[0].download(s).values(), ref[static_cast<std::size_t>(g.outputs()[0])].values());
+  const double err =
+      rel_err(out[0].download(s).values(), ref[static_cast<std::size_t>(g.outputs()[0])].values());
   EXPECT_LT(err, 5e-2);
 }
 

@@ -2,6 +2,7 @@
 // prefill and decode with every check on cpu and sim:npu-ue8m0, the report over three
 // simulated chips, its checkpoint's layout, its .acir, and the rejection of a damaged
 // checkpoint (exit 2 with the loader's message).
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,8 +13,6 @@
 #include <fstream>
 #include <iterator>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "anychip/ir.hpp"
 #include "anychip/safetensors.hpp"
@@ -32,8 +31,10 @@ struct Result {
 };
 
 Result layer(const std::string& args) {
-  static const std::string cache = (fs::temp_directory_path() / "anychip-deepseek-layer-test-cache").string();
-  const std::string cmd = "ANYCHIP_CACHE_DIR=" + cache + " " ANYCHIP_DEEPSEEK_LAYER " " + args + " 2>&1";
+  static const std::string cache =
+      (fs::temp_directory_path() / "anychip-deepseek-layer-test-cache").string();
+  const std::string cmd =
+      "ANYCHIP_CACHE_DIR=" + cache + " " ANYCHIP_DEEPSEEK_LAYER " " + args + " 2>&1";
   Result r{-1, {}};
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
@@ -60,7 +61,8 @@ class DeepseekLayer : public ::testing::Test {
   }
   // Writes the tiny checkpoint and the graphs into dir_ (and runs on cpu, unchecked).
   fs::path write_checkpoint() {
-    Result r = layer("--scale tiny --write-checkpoint " + dir_.string() + " --emit-acir " + dir_.string());
+    Result r =
+        layer("--scale tiny --write-checkpoint " + dir_.string() + " --emit-acir " + dir_.string());
     EXPECT_EQ(r.exit_code, 0) << r.out;
     const fs::path file = dir_ / "model.layers.3.tiny.safetensors";
     EXPECT_TRUE(fs::exists(file)) << r.out;
@@ -91,15 +93,16 @@ TEST_F(DeepseekLayer, TinyPrefillAndDecodePassEveryCheckOnCpuAndNpuUe8m0) {
   EXPECT_EQ(count(r.out, "decode o (absorbed) vs prefill row 15"), 2u) << r.out;
   EXPECT_EQ(count(r.out, "decode kv row vs prefill row 15"), 2u) << r.out;
   // The kernels the layer needs beyond the block, each checked.
-  for (const char* kernel : {"gemm_fp8_grouped %experts_gate_up", "moe_topk %experts", "rope %q_rope",
-                             "attention %attn_latent", "moe_combine %routed"})
+  for (const char* kernel : {"gemm_fp8_grouped %experts_gate_up", "moe_topk %experts",
+                             "rope %q_rope", "attention %attn_latent", "moe_combine %routed"})
     EXPECT_NE(r.out.find(kernel), std::string::npos) << kernel;
 }
 
 TEST_F(DeepseekLayer, ReportShowsThreeSimulatedChipsSideBySide) {
   const fs::path report = dir_ / "layer.html";
-  Result r = layer("--scale tiny --device sim:npu-ue8m0 --compare sim:npu-fp32scale,sim:h800 --report " +
-                   report.string());
+  Result r =
+      layer("--scale tiny --device sim:npu-ue8m0 --compare sim:npu-fp32scale,sim:h800 --report " +
+            report.string());
   ASSERT_EQ(r.exit_code, 0) << r.out;
   ASSERT_TRUE(fs::exists(report)) << r.out;
   std::ifstream f(report);
@@ -126,10 +129,12 @@ TEST_F(DeepseekLayer, CheckpointHasDeepSeekNamesDtypesAndBlockScales) {
   EXPECT_EQ(dtype("mlp.shared_experts.up_proj.weight_scale_inv"), "F32");
   // kv_a_proj_with_mqa is [576, hidden]: 4.5 row blocks, the last one partial, as in V3.
   EXPECT_EQ(f.at(p + "self_attn.kv_a_proj_with_mqa.weight").shape, (anychip::Shape{576, 256}));
-  EXPECT_EQ(f.at(p + "self_attn.kv_a_proj_with_mqa.weight_scale_inv").shape, (anychip::Shape{5, 2}));
+  EXPECT_EQ(f.at(p + "self_attn.kv_a_proj_with_mqa.weight_scale_inv").shape,
+            (anychip::Shape{5, 2}));
   EXPECT_EQ(f.find(p + "mlp.experts.32.up_proj.weight"), nullptr);
   // Scales are powers of two (DeepSeek-V3.1's UE8M0 recipe): loading them as ue8m0 works.
-  anychip::HostTensor w = anychip::load_fp8_weight(f, p + "self_attn.q_b_proj", anychip::DType::ue8m0);
+  anychip::HostTensor w =
+      anychip::load_fp8_weight(f, p + "self_attn.q_b_proj", anychip::DType::ue8m0);
   EXPECT_EQ(w.type.str(), "f8e4m3[384, 256] scaled<128x128, ue8m0>");
 }
 
@@ -146,10 +151,16 @@ TEST_F(DeepseekLayer, EmittedAcirParsesBackToTheSameGraphs) {
   std::ifstream f(dir_ / "decode.acir");
   const std::string decode((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   // The absorbed form: MQA over the 576-wide latent (one KV head), values its first 512.
-  EXPECT_NE(decode.find("%k_latent: bf16[1, 16, 1, 576] = concat(%cache4, %row4) {axis = 1}"), std::string::npos) << decode;
-  EXPECT_NE(decode.find("%attn_latent: bf16[1, 1, 2, 512] = attention(%q4, %k_latent, %v_latent)"), std::string::npos) << decode;
-  EXPECT_NE(decode.find("%wq_b_absorbed: f8e4m3[1152, 256] scaled<128x128, ue8m0> = input"), std::string::npos);
-  EXPECT_NE(decode.find("%wo_absorbed: f8e4m3[256, 1024] scaled<128x128, ue8m0> = input"), std::string::npos);
+  EXPECT_NE(decode.find("%k_latent: bf16[1, 16, 1, 576] = concat(%cache4, %row4) {axis = 1}"),
+            std::string::npos)
+      << decode;
+  EXPECT_NE(decode.find("%attn_latent: bf16[1, 1, 2, 512] = attention(%q4, %k_latent, %v_latent)"),
+            std::string::npos)
+      << decode;
+  EXPECT_NE(decode.find("%wq_b_absorbed: f8e4m3[1152, 256] scaled<128x128, ue8m0> = input"),
+            std::string::npos);
+  EXPECT_NE(decode.find("%wo_absorbed: f8e4m3[256, 1024] scaled<128x128, ue8m0> = input"),
+            std::string::npos);
 }
 
 TEST_F(DeepseekLayer, TruncatedCheckpointExitsWith2AndTheLoadersMessage) {
@@ -158,8 +169,10 @@ TEST_F(DeepseekLayer, TruncatedCheckpointExitsWith2AndTheLoadersMessage) {
   Result r = layer("--scale tiny --check --checkpoint " + file.string());
   EXPECT_EQ(r.exit_code, 2) << r.out;
   EXPECT_NE(r.out.find("cannot load the checkpoint: parse_error: " + file.string() + ": truncated"),
-            std::string::npos) << r.out;
-  EXPECT_EQ(r.out.find("prefill on"), std::string::npos) << "ran despite the bad checkpoint:\n" << r.out;
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find("prefill on"), std::string::npos) << "ran despite the bad checkpoint:\n"
+                                                         << r.out;
 }
 
 TEST_F(DeepseekLayer, MalformedHeaderExitsWith2AndTheLoadersMessage) {
@@ -171,15 +184,19 @@ TEST_F(DeepseekLayer, MalformedHeaderExitsWith2AndTheLoadersMessage) {
   }
   Result r = layer("--scale tiny --checkpoint " + file.string());
   EXPECT_EQ(r.exit_code, 2) << r.out;
-  EXPECT_NE(r.out.find("cannot load the checkpoint: parse_error: " + file.string()), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("cannot load the checkpoint: parse_error: " + file.string()),
+            std::string::npos)
+      << r.out;
 }
 
 TEST_F(DeepseekLayer, CheckpointOfAnotherScaleIsRejectedNamingTheTensor) {
   const fs::path file = write_checkpoint();
   Result r = layer("--scale small --checkpoint " + file.string());
   EXPECT_EQ(r.exit_code, 2) << r.out;
-  EXPECT_NE(r.out.find("model.layers.3.input_layernorm.weight is [256], the layer at scale 'small' needs [1024]"),
-            std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("model.layers.3.input_layernorm.weight is [256], the layer at scale 'small' "
+                       "needs [1024]"),
+            std::string::npos)
+      << r.out;
 }
 
 TEST_F(DeepseekLayer, SizesBreakingTheOpsRulesAreUsageErrors) {
