@@ -12,10 +12,25 @@
 // promotion block the partial is promoted in fp32, acc += partial * sA[m,b] * sB[n/128,b]
 // (acc += partial without scales), as DESIGN.md prescribes.
 //
+// GROUPED 1 (FP8 only) is gemm_fp8_grouped, DeepGEMM's contiguous layout: B holds GROUPS
+// weights of N rows each, and an i32 operand `group` [M] (after B) gives each row's. BM
+// divides the layout's align, so a tile is one group's rows followed by padding (-1): the
+// tile takes the group of its first row, B and its scales offset to that weight. Only the
+// leading rows of that group are staged and multiplied; padding rows are stored as 0, and
+// a row whose group breaks the layout (or is out of range) as NaN, since a kernel cannot
+// raise an error.
+//
 // Defines: M N K; GEMM_FP8; A_FP8 B_FP8 SA SB (FP8) or IN (float); OUT; BM BN TK; WG_M WG_N
 // (work-items along m and n); MR NR VEC; ACC_LOCAL (accumulators in __local memory, for
-// work-items with large sub-tiles). Either PB == TK, or TM == MR and TN == NR (a
-// work-item's partial then lives across the slices of a block).
+// work-items with large sub-tiles); GROUPED GROUPS (optional, GROUPED 0 by default).
+// Either PB == TK, or TM == MR and TN == NR (a work-item's partial then lives across the
+// slices of a block).
+
+#ifndef GROUPED
+#define GROUPED 0
+#endif
+#define SCALE_BYTES_f32 4
+#define SCALE_BYTES_ue8m0 1
 
 #define TM (BM / WG_M)
 #define TN (BN / WG_N)
@@ -54,20 +69,20 @@ typedef AC_CAT(float, VEC) vecf;
 #define A_ITEMS (BM * (TK / 16))
 #define B_ITEMS ((BN / 16) * (TK / 16))
 
-// Decodes columns [k0, k0 + TK) of A into As; rows past M are zero. With one work-item
+// Decodes columns [k0, k0 + TK) of A into As; rows from m_end on are zero. With one work-item
 // per group it also reads one byte of every cache line the next slice will need (the BM
 // rows are K bytes apart, too many streams for a hardware prefetcher, and prefetch() does
 // nothing on some CPU runtimes), so that those misses are served during this slice's
 // arithmetic; the bytes are summed and returned only to keep the loads alive.
-inline uint stage_a(__global const uchar* a, int m_base, int k0, int lid, __local float* As
+inline uint stage_a(__global const uchar* a, int m_base, int m_end, int k0, int lid, __local float* As
                     AC_SHAPE_PARAMS(const int M, const int N, const int K)) {
   uint touched = 0;
   for (int i = lid; i < A_ITEMS; i += WG_SIZE) {
     const int r = i / (TK / 16), c = (i % (TK / 16)) * 16;
     const int m = m_base + r;
-    const uchar16 codes = m < M ? vload16(0, a + (size_t)m * K + k0 + c) : (uchar16)0;
+    const uchar16 codes = m < m_end ? vload16(0, a + (size_t)m * K + k0 + c) : (uchar16)0;
 #if AC_ONE_WORK_ITEM
-    if (m < M && k0 + TK < K && c % 64 == 0) touched += a[(size_t)m * K + k0 + TK + c];
+    if (m < m_end && k0 + TK < K && c % 64 == 0) touched += a[(size_t)m * K + k0 + TK + c];
 #endif
     vstore16(AC_CAT(AC_FP8X16_, A_FP8)(codes), 0, As + r * TK + c);
   }
@@ -102,12 +117,12 @@ inline void stage_b(__global const uchar* b, int n_base, int k0, int lid, __loca
   }
 }
 #else
-// Staging items are single elements; elements past M, N or K are zero.
-inline uint stage_a(__global const uchar* a, int m_base, int k0, int lid, __local float* As
+// Staging items are single elements; elements past m_end, N or K are zero.
+inline uint stage_a(__global const uchar* a, int m_base, int m_end, int k0, int lid, __local float* As
                     AC_SHAPE_PARAMS(const int M, const int N, const int K)) {
   for (int i = lid; i < BM * TK; i += WG_SIZE) {
     const int m = m_base + i / TK, k = k0 + i % TK;
-    As[i] = m < M && k < K ? AC_CAT(AC_LOAD_, IN)(a, (size_t)m * K + k) : 0.0f;
+    As[i] = m < m_end && k < K ? AC_CAT(AC_LOAD_, IN)(a, (size_t)m * K + k) : 0.0f;
   }
   return 0;
 }
@@ -131,6 +146,9 @@ void gemm(__global const uchar* a_data, ulong a_off,
 #if GEMM_FP8
           __global const uchar* b_scales, ulong sb_off,
 #endif
+#if GROUPED
+          __global const uchar* g_data, ulong g_off,
+#endif
           __global uchar* d_data, ulong d_off AC_SHAPE_PARAMS(const int M, const int N, const int K)) {
   __global const uchar* a = a_data + a_off;
   __global const uchar* b = b_data + b_off;
@@ -148,6 +166,23 @@ void gemm(__global const uchar* a_data, ulong a_off,
   const int m_base = get_group_id(1) * BM, n_base = get_group_id(0) * BN;
   const int wm = ly * TM, wn = lx * TN;  // this work-item's sub-tile within the tile
 
+#if GROUPED
+  __global const int* group = (__global const int*)(g_data + g_off);
+  const int grp = group[m_base];
+  int valid = 0;  // the tile's leading rows of group grp: the rows to compute
+  if (grp >= 0 && grp < GROUPS)
+    while (valid < BM && m_base + valid < M && group[m_base + valid] == grp) ++valid;
+  const int m_end = m_base + valid;
+  if (valid > 0) {
+    b += (size_t)grp * N * K;
+    sb += (size_t)grp * (N / 128) * (K / 128) * AC_CAT(SCALE_BYTES_, SB);
+  }
+  const int n_blocks = valid > 0 ? NPB : 0;
+#else
+  const int m_end = M;
+  const int n_blocks = NPB;
+#endif
+
 #if ACC_LOCAL
   __local float acc_tile[BM * BN];
 #define ACC(i, j) (acc_tile + (wm + (i)) * BN + wn + (j))
@@ -162,13 +197,13 @@ void gemm(__global const uchar* a_data, ulong a_off,
 #endif
 
   uint touched = 0;
-  for (int blk = 0; blk < NPB; ++blk) {
+  for (int blk = 0; blk < n_blocks; ++blk) {
     for (int kt = 0; kt < PB; kt += TK) {
       AC_LOCAL_BARRIER();
-      touched += stage_a(a, m_base, blk * PB + kt, lid, As AC_SHAPE_FORWARD(M, N, K));
+      touched += stage_a(a, m_base, m_end, blk * PB + kt, lid, As AC_SHAPE_FORWARD(M, N, K));
       stage_b(b, n_base, blk * PB + kt, lid, Bs AC_SHAPE_FORWARD(M, N, K));
       AC_LOCAL_BARRIER();
-      for (int rm = 0; rm < TM; rm += MR) {
+      for (int rm = 0; rm < TM && m_base + wm + rm < m_end; rm += MR) {
         for (int rn = 0; rn < TN; rn += NR) {
 #if PB == TK
           vecf part[MR][NV];
@@ -222,9 +257,16 @@ void gemm(__global const uchar* a_data, ulong a_off,
   for (int i = 0; i < TM; ++i) {
     const int m = m_base + wm + i;
     if (m >= M) break;
+#if GROUPED
+    // Past the tile's rows of its group: padding (0), or a row breaking the layout (NaN).
+    const float other = group[m] == -1 ? 0.0f : NAN;
+#define RESULT(i, j) (m < m_end ? *ACC(i, j) : other)
+#else
+#define RESULT(i, j) (*ACC(i, j))
+#endif
     for (int j = 0; j < TN; ++j) {
       const int n = n_base + wn + j;
-      if (n < N) AC_CAT(AC_STORE_, OUT)(d, (size_t)m * N + n, *ACC(i, j));
+      if (n < N) AC_CAT(AC_STORE_, OUT)(d, (size_t)m * N + n, RESULT(i, j));
     }
   }
 }

@@ -9,8 +9,21 @@
 // sums, BM rows x NG columns of them. At the end of each 128-wide block the partials are
 // summed and promoted in fp32: acc += dot * sA[m,b] * sB[n/128,b].
 //
+// GROUPED 1 is gemm_fp8_grouped with a small align (decode): as in gemm.cl, a work-group
+// takes BM rows (BM divides align: one group, then padding), the group of the first row,
+// and that group's weight; work-group (i, j) computes columns [i BN, i BN + BN) of rows
+// [j BM, j BM + BM). Rows past the group's leading run are not staged; they are stored as
+// 0 (padding, -1) or NaN (a group out of range or breaking the layout).
+//
 // Defines: M N K; A_FP8 B_FP8 (f8e4m3 | f8e5m2); SA SB (f32 | ue8m0); OUT (f32 | bf16);
-// BM (a power of two, 1 to 16, >= M) BN (columns per work-group).
+// BM (a power of two, 1 to 16; >= M unless GROUPED) BN (columns per work-group); GROUPED
+// GROUPS (optional).
+
+#ifndef GROUPED
+#define GROUPED 0
+#endif
+#define SCALE_BYTES_f32 4
+#define SCALE_BYTES_ue8m0 1
 
 #define KB (K / 128)
 #define NG (16 / BM)  // columns per register group: BM x NG partial sums of 16 lanes
@@ -25,21 +38,39 @@ inline float hsum16(float16 v) {
 __kernel __attribute__((reqd_work_group_size(1, 1, 1)))
 void gemm(__global const uchar* a_data, ulong a_off, __global const uchar* a_scales, ulong sa_off,
           __global const uchar* b_data, ulong b_off, __global const uchar* b_scales, ulong sb_off,
+#if GROUPED
+          __global const uchar* g_data, ulong g_off,
+#endif
           __global uchar* d_data, ulong d_off) {
-  __global const uchar* a = a_data + a_off;
   __global const uchar* b = b_data + b_off;
-  __global const uchar* sa = a_scales + sa_off;
   __global const uchar* sb = b_scales + sb_off;
-  __global uchar* d = d_data + d_off;
+#if GROUPED
+  // This work-group's rows: [m0, m0 + BM), of which the first `rows` are computed.
+  __global const int* group = (__global const int*)(g_data + g_off);
+  const int m0 = get_group_id(1) * BM;
+  const int grp = group[m0];
+  int rows = 0;
+  if (grp >= 0 && grp < GROUPS)
+    while (rows < BM && m0 + rows < M && group[m0 + rows] == grp) ++rows;
+  if (rows > 0) {
+    b += (size_t)grp * N * K;
+    sb += (size_t)grp * (N / 128) * KB * AC_CAT(SCALE_BYTES_, SB);
+  }
+#else
+  const int m0 = 0, rows = M;
+#endif
+  __global const uchar* a = a_data + a_off + (size_t)m0 * K;
+  __global const uchar* sa = a_scales + sa_off + (size_t)m0 * KB * AC_CAT(SCALE_BYTES_, SA);
+  __global uchar* d = d_data + d_off + (size_t)m0 * N * sizeof(AC_CAT(AC_ELEM_, OUT));
 
   __local float As[BM * K];
   for (int i = 0; i < BM * (K / 16); ++i) {
     const int r = i / (K / 16), c = (i % (K / 16)) * 16;
-    const uchar16 codes = r < M ? vload16(0, a + (size_t)r * K + c) : (uchar16)0;
+    const uchar16 codes = r < rows ? vload16(0, a + (size_t)r * K + c) : (uchar16)0;
     vstore16(AC_CAT(AC_FP8X16_, A_FP8)(codes), 0, As + r * K + c);
   }
 
-  const int n_end = min((int)(get_group_id(0) + 1) * BN, N);
+  const int n_end = rows > 0 ? min((int)(get_group_id(0) + 1) * BN, N) : 0;
   for (int n0 = get_group_id(0) * BN; n0 < n_end; n0 += NG) {
     float acc[BM][NG];
 #pragma unroll
@@ -72,7 +103,7 @@ void gemm(__global const uchar* a_data, ulong a_off, __global const uchar* a_sca
         s_b[g] = n0 + g < N ? AC_CAT(AC_SCALE_, SB)(sb, ((n0 + g) / 128) * KB + blk) : 0.0f;
 #pragma unroll
       for (int m = 0; m < BM; ++m) {
-        const float s_a = m < M ? AC_CAT(AC_SCALE_, SA)(sa, m * KB + blk) : 0.0f;
+        const float s_a = m < rows ? AC_CAT(AC_SCALE_, SA)(sa, m * KB + blk) : 0.0f;
 #pragma unroll
         for (int g = 0; g < NG; ++g) acc[m][g] = fma(hsum16(part[m][g]), s_a * s_b[g], acc[m][g]);
       }
@@ -82,6 +113,15 @@ void gemm(__global const uchar* a_data, ulong a_off, __global const uchar* a_sca
     for (int m = 0; m < BM; ++m)
 #pragma unroll
       for (int g = 0; g < NG; ++g)
-        if (m < M && n0 + g < N) AC_CAT(AC_STORE_, OUT)(d, (size_t)m * N + n0 + g, acc[m][g]);
+        if (m < rows && n0 + g < N) AC_CAT(AC_STORE_, OUT)(d, (size_t)m * N + n0 + g, acc[m][g]);
   }
+
+#if GROUPED
+  // Past the group's leading rows: padding (0), or a row breaking the layout (NaN).
+  for (int m = rows; m < BM && m0 + m < M; ++m) {
+    const float v = group[m0 + m] == -1 ? 0.0f : NAN;
+    for (int n = get_group_id(0) * BN; n < min((int)(get_group_id(0) + 1) * BN, N); ++n)
+      AC_CAT(AC_STORE_, OUT)(d, (size_t)m * N + n, v);
+  }
+#endif
 }

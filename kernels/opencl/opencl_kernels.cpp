@@ -1,20 +1,24 @@
 // Specialising the OpenCL kernels for one KernelSpec (opencl_kernels.hpp).
 //
 // What the tile fields of a KernelSpec mean here, per op:
-//   gemm_fp8, gemm   m x n: the work-group's tile of D (BM x BN); k: the K columns staged
-//                    in __local memory at a time (TK; FP8: a divisor of 128).
+//   gemm_fp8, gemm,  m x n: the work-group's tile of D (BM x BN); k: the K columns staged
+//   gemm_fp8_grouped in __local memory at a time (TK; FP8: a divisor of 128). k == K is the
+//                    few-rows kernel (gemm_fp8_dot.cl). Grouped: BM divides the align.
 //   attention        m: query positions per work-group (BQ); n: keys per staged tile
 //                    (BKV); k: query heads per work-group, all of one KV head (GH).
 //   the other ops    m: work-items per work-group; n: elements per work-item (elementwise
-//                    ops only).
+//                    ops and the copies: slice, concat, moe_gather, moe_combine).
 // Everything else the kernels need (register blocks, vector widths, work-group shapes)
 // follows from the tiles and the Target, here, in one place: derive_* below.
 #include "kernels/opencl/opencl_kernels.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <string>
 #include <type_traits>
 #include <variant>
+#include <vector>
 
 #include "anychip/error.hpp"
 
@@ -51,13 +55,19 @@ std::string float_literal(double v) {
 struct GemmShape {
   std::int64_t m, n, k;
   bool fp8;
+  std::int64_t align = 0;  // gemm_fp8_grouped's row alignment; 0: not grouped
 };
 
 GemmShape gemm_shape(const Problem& p) {
   if (auto* g = std::get_if<GemmFp8Problem>(&p)) return {g->m, g->n, g->k, true};
+  if (auto* g = std::get_if<GemmFp8GroupedProblem>(&p)) return {g->m, g->n, g->k, true, g->align};
   const auto& g = std::get<GemmProblem>(p);
   return {g.m, g.n, g.k, false};
 }
+
+template <typename P>
+constexpr bool is_gemm = std::is_same_v<P, GemmFp8Problem> || std::is_same_v<P, GemmProblem> ||
+                         std::is_same_v<P, GemmFp8GroupedProblem>;
 
 // The FP8 GEMM for few rows (gemm_fp8_dot.cl): one work-item per group, all of K of A
 // staged at once (tile k == K), dot products along K. Chosen for M <= 8, where gemm.cl's
@@ -161,10 +171,59 @@ TileConfig gemm_tiles(const GemmShape& s, const Target& target) {
   return t;
 }
 
+// gemm_fp8_grouped: a work-group's rows must lie in one align-row tile of the contiguous
+// layout, so BM divides align; otherwise as the plain FP8 GEMM. Wide work-items: align up
+// to 16 (decode) takes the few-rows kernel with BM the largest power of two (<= 16) that
+// divides align; a larger align takes the tiled kernel with BM the largest multiple of 16
+// (<= 256) that divides it. Narrow: BM = gcd(align, 64).
+TileConfig grouped_tiles(const GemmShape& s, const Target& target) {
+  TileConfig t;
+  t.stages = 1;
+  const std::int64_t align = std::max<std::int64_t>(s.align, 1);
+  const int pow2 = pow2_divisor(align);
+  std::int64_t tall = 0;  // the tiled kernel's BM on wide work-items, 0 if none
+  for (std::int64_t bm = 256; bm >= 16; bm -= 16)
+    if (align % bm == 0) {
+      tall = bm;
+      break;
+    }
+  if (target.wide_work_items && (align <= 16 || tall == 0) && s.k > 0 &&
+      static_cast<std::size_t>(pow2) * static_cast<std::size_t>(s.k) * 4 <= target.local_mem_bytes / 2) {
+    t.m = pow2;
+    t.k = static_cast<int>(s.k);
+    t.n = 128;
+    while (ceil_div(s.m, t.m) * ceil_div(s.n, t.n) < 4 * target.compute_units && t.n > 16) t.n /= 2;
+    return t;
+  }
+  t = gemm_tiles({s.m, s.n, s.k, true}, target);
+  if (target.wide_work_items) {
+    t.m = static_cast<int>(tall > 0 ? tall : pow2);
+    t.k = 128;  // gemm_tiles gives few rows the few-rows kernel (k = K), which did not fit
+  } else {
+    int bm = 64;
+    while (align % bm != 0) bm /= 2;
+    t.m = bm;
+  }
+  // Within local memory: narrower tiles first, then shorter ones that still divide align.
+  while (gemm_local_bytes(s, t, target) > target.local_mem_bytes) {
+    if (t.n > 16) {
+      t.n = static_cast<int>(round_up(t.n / 2, 16));
+    } else if (t.m % 2 == 0 && align % (t.m / 2) == 0) {
+      t.m /= 2;
+    } else {
+      break;
+    }
+  }
+  return t;
+}
+
 std::string gemm_check(const GemmShape& s, const TileConfig& t, const Target& target) {
   if (t.m <= 0 || t.n <= 0 || t.k <= 0) return "tiles must be positive";
+  if (s.align > 0 && s.align % t.m != 0)
+    return "tile m=" + std::to_string(t.m) + " does not divide align=" + std::to_string(s.align) +
+           ": a work-group's rows must hold one group of the contiguous layout";
   if (is_dot(s, t, target)) {
-    if ((t.m & (t.m - 1)) != 0 || t.m < s.m)
+    if ((t.m & (t.m - 1)) != 0 || (s.align == 0 && t.m < s.m))
       return "tile m=" + std::to_string(t.m) + " (rows of A, all of K staged) must be a power of two >= M";
     if (t.n % (16 / t.m) != 0) return "tile n=" + std::to_string(t.n) + " is not a multiple of " + std::to_string(16 / t.m);
     return {};
@@ -278,6 +337,68 @@ std::string streaming_check(const TileConfig& t, bool elementwise) {
   return {};
 }
 
+// The storage type a copy moves an element of `d` as ("" when none).
+const char* elem_type(DType d) {
+  if (d == DType::ue8m0) return "";
+  switch (dtype_size(d)) {
+    case 1: return "uchar";
+    case 2: return "ushort";
+    case 4: return "uint";
+    default: return "";
+  }
+}
+
+// The copies (slice, concat, moe_gather, moe_combine) cut the output into rows of `last`
+// elements; a work-group copies up to m * n columns of `rpg` rows.
+struct CopyLayout {
+  std::int64_t rows = 0, last = 0, cw = 1, rpg = 1;
+};
+
+CopyLayout copy_layout(std::int64_t rows, std::int64_t last, const TileConfig& t) {
+  CopyLayout c;
+  c.rows = rows;
+  c.last = last;
+  const std::int64_t per_group = std::max<std::int64_t>(1, static_cast<std::int64_t>(t.m) * t.n);
+  c.cw = std::max<std::int64_t>(1, std::min(last, per_group));
+  c.rpg = std::max<std::int64_t>(1, per_group / c.cw);
+  return c;
+}
+
+CopyLayout copy_layout(const Problem& problem, const TileConfig& t) {
+  return std::visit(
+      [&](const auto& p) -> CopyLayout {
+        using P = std::decay_t<decltype(p)>;
+        if constexpr (std::is_same_v<P, SliceProblem>) {
+          return copy_layout(p.outer, p.size * p.inner, t);
+        } else if constexpr (std::is_same_v<P, ConcatProblem>) {
+          std::int64_t numel = 1;
+          for (std::int64_t d : p.out_shape) numel *= d;
+          const std::int64_t last = p.out_shape.empty() ? 1 : p.out_shape.back();
+          return copy_layout(last > 0 ? numel / last : 0, last, t);
+        } else if constexpr (std::is_same_v<P, MoeGatherProblem>) {
+          return copy_layout(p.rows, p.dim, t);
+        } else if constexpr (std::is_same_v<P, MoeCombineProblem>) {
+          CopyLayout c = copy_layout(p.tokens, p.dim, t);
+          c.rpg = 1;  // a work-group sums one token
+          return c;
+        } else {
+          return {};
+        }
+      },
+      problem);
+}
+
+template <typename P>
+constexpr bool is_copy = std::is_same_v<P, SliceProblem> || std::is_same_v<P, ConcatProblem> ||
+                         std::is_same_v<P, MoeGatherProblem> || std::is_same_v<P, MoeCombineProblem>;
+
+// The kernels index elements of a row, and whole small tensors, with 32-bit ints.
+std::string int_range_check(const char* what, std::int64_t v) {
+  if (v >= (std::int64_t{1} << 31))
+    return std::string(what) + "=" + std::to_string(v) + " exceeds the kernel's 32-bit indices";
+  return {};
+}
+
 const char* float_name(DType d) {
   switch (d) {
     case DType::f32: return "f32";
@@ -312,12 +433,40 @@ std::string dtype_check(const Problem& problem) {
           if (!is_f(p.in_dtype) || !is_fp8(p.out_dtype) || !is_scale_dtype(p.scale_dtype))
             return "quantizes f32/bf16/f16 to f8e4m3/f8e5m2 with f32/ue8m0 scales";
           if (p.block.rows <= 0 || p.block.cols <= 0) return "block dimensions must be positive";
-        } else if constexpr (!std::is_same_v<P, DequantizeProblem>) {
-          return "the OpenCL backend has no " + std::string(op_name(problem)) + " kernel yet";
-        } else {
+        } else if constexpr (std::is_same_v<P, DequantizeProblem>) {
           if (!is_fp8(p.in_dtype) || !is_f(p.out_dtype) || !is_scale_dtype(p.scale_dtype))
             return "dequantizes f8e4m3/f8e5m2 with f32/ue8m0 scales to f32/bf16/f16";
           if (p.block.rows <= 0 || p.block.cols <= 0) return "block dimensions must be positive";
+        } else if constexpr (std::is_same_v<P, RopeProblem>) {
+          if (!is_f(p.dtype)) return "dtype must be f32, bf16 or f16";
+          if (p.rot <= 0 || p.rot % 2 != 0 || p.rot > p.dim)
+            return "rot=" + std::to_string(p.rot) + " must be even, > 0 and <= dim=" + std::to_string(p.dim);
+          return int_range_check("heads * dim", p.heads * p.dim);
+        } else if constexpr (std::is_same_v<P, SliceProblem> || std::is_same_v<P, ConcatProblem> ||
+                             std::is_same_v<P, MoeGatherProblem>) {
+          if (*elem_type(p.dtype) == '\0') return "dtype " + std::string(dtype_name(p.dtype)) + " is not a tensor element type";
+        } else if constexpr (std::is_same_v<P, MoeCombineProblem>) {
+          if (!is_f(p.dtype)) return "dtype must be f32, bf16 or f16";
+        } else if constexpr (std::is_same_v<P, MoeTopkProblem>) {
+          if (p.experts <= 0 || p.groups <= 0 || p.experts % p.groups != 0 || p.top_groups <= 0 ||
+              p.top_groups > p.groups || p.k <= 0 || p.k > p.top_groups * (p.experts / p.groups))
+            return "experts=" + std::to_string(p.experts) + " groups=" + std::to_string(p.groups) +
+                   " top_groups=" + std::to_string(p.top_groups) + " k=" + std::to_string(p.k) +
+                   ": groups must divide experts, top_groups <= groups, 1 <= k <= the experts of top_groups groups";
+          return int_range_check("tokens * experts", p.tokens * p.experts);
+        } else if constexpr (std::is_same_v<P, MoeWeightsProblem>) {
+          return int_range_check("tokens * experts", p.tokens * p.experts);
+        } else if constexpr (std::is_same_v<P, MoePlanProblem>) {
+          if (p.experts <= 0 || p.align <= 0) return "experts and align must be > 0";
+          return int_range_check("3 * rows", 3 * p.rows);
+        } else {
+          static_assert(std::is_same_v<P, GemmFp8GroupedProblem>);
+          if (!is_fp8(p.a_dtype) || !is_fp8(p.b_dtype)) return "operands must be f8e4m3 or f8e5m2";
+          if (!is_scale_dtype(p.a_scale_dtype) || !is_scale_dtype(p.b_scale_dtype)) return "scales must be f32 or ue8m0";
+          if (p.out_dtype != DType::f32 && p.out_dtype != DType::bf16) return "output must be f32 or bf16";
+          if (p.k % 128 != 0) return "K=" + std::to_string(p.k) + " is not a multiple of 128";
+          if (p.n % 128 != 0) return "N=" + std::to_string(p.n) + " is not a multiple of 128";
+          if (p.groups <= 0 || p.align <= 0) return "groups and align must be > 0";
         }
         return {};
       },
@@ -351,12 +500,6 @@ struct Renderer {
   Defines d;
   std::string file;
 
-  // Ops without an OpenCL kernel; check() (dtype_check) reports them before rendering.
-  template <typename P>
-  void operator()(const P&) {
-    throw Error(ErrorCode::Internal, "opencl: no kernel source for " + std::string(op_name(Problem{P{}})));
-  }
-
   void operator()(const GemmFp8Problem& p) {
     d.def("GEMM_FP8", 1).def("A_FP8", float_name(p.a_dtype)).def("B_FP8", float_name(p.b_dtype))
         .def("SA", float_name(p.a_scale_dtype)).def("SB", float_name(p.b_scale_dtype));
@@ -365,6 +508,11 @@ struct Renderer {
   void operator()(const GemmProblem& p) {
     d.def("GEMM_FP8", 0).def("IN", float_name(p.in_dtype));
     gemm_common({p.m, p.n, p.k, false}, p.out_dtype);
+  }
+  void operator()(const GemmFp8GroupedProblem& p) {
+    d.def("GEMM_FP8", 1).def("GROUPED", 1).def("GROUPS", p.groups).def("A_FP8", float_name(p.a_dtype))
+        .def("B_FP8", float_name(p.b_dtype)).def("SA", float_name(p.a_scale_dtype)).def("SB", float_name(p.b_scale_dtype));
+    gemm_common({p.m, p.n, p.k, true, p.align}, p.out_dtype);
   }
   void gemm_common(const GemmShape& s, DType out) {
     d.def("M", s.m).def("N", s.n).def("K", s.k).def("OUT", float_name(out));
@@ -414,6 +562,80 @@ struct Renderer {
     d.def("LOCAL_SIZE", t.m).def("CHUNK", t.n);
     file = "dequantize.cl";
   }
+  void operator()(const RopeProblem& p) {
+    // The inverse frequencies as the CPU backend forms them (std::pow in double), exactly.
+    std::string inv_freq = "{";
+    for (std::int64_t i = 0; i < p.rot / 2; ++i) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%s%a", i ? ", " : "",
+                    std::pow(p.theta, -2.0 * static_cast<double>(i) / static_cast<double>(p.rot)));
+      inv_freq += buf;
+    }
+    d.def("TOKENS", p.tokens).def("HEADS", p.heads).def("DIM", p.dim).def("ROT", p.rot);
+    d.def("INV_FREQ", inv_freq + "}").def("DTYPE", float_name(p.dtype)).def("LOCAL_SIZE", t.m);
+    file = "rope.cl";
+  }
+  void copy_common(const CopyLayout& c) {
+    d.def("ROWS", c.rows).def("LAST", c.last).def("CW", c.cw).def("RPG", c.rpg).def("LOCAL_SIZE", t.m);
+  }
+  void operator()(const SliceProblem& p) {
+    d.def("OP_SLICE", 1).def("ELEM", elem_type(p.dtype));
+    d.def("SRC_ROW", p.in_axis * p.inner).def("SRC_SKIP", p.begin * p.inner);
+    copy_common(copy_layout(Problem{p}, t));
+    file = "layout.cl";
+  }
+  void operator()(const ConcatProblem& p) {
+    const std::size_t rank = p.out_shape.size();
+    const auto axis = static_cast<std::size_t>(p.axis);
+    // Element strides of an input per output dimension; 0 where a size-1 dimension is
+    // broadcast (never along the axis).
+    auto strides = [&](const Shape& shape) {
+      std::vector<std::int64_t> st(rank);
+      std::int64_t step = 1;
+      for (std::size_t i = rank; i-- > 0;) {
+        st[i] = shape[i] == 1 && i != axis ? 0 : step;
+        step *= shape[i];
+      }
+      return st;
+    };
+    auto braces = [](const std::vector<std::int64_t>& v) {
+      std::string out = "{";
+      for (std::size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + std::to_string(v[i]);
+      return out + "}";
+    };
+    d.def("OP_CONCAT", 1).def("ELEM", elem_type(p.dtype)).def("RANK", static_cast<std::int64_t>(rank));
+    d.def("AXIS", p.axis).def("A_AXIS", p.a_shape[axis]);
+    d.def("OUT_DIMS", braces(p.out_shape)).def("A_STRIDES", braces(strides(p.a_shape))).def("B_STRIDES", braces(strides(p.b_shape)));
+    copy_common(copy_layout(Problem{p}, t));
+    file = "layout.cl";
+  }
+  void operator()(const MoeTopkProblem& p) {
+    d.def("OP_MOE_TOPK", 1).def("TOKENS", p.tokens).def("EXPERTS", p.experts).def("K", p.k);
+    d.def("GROUPS", p.groups).def("TOP_GROUPS", p.top_groups).def("LOCAL_SIZE", t.m);
+    file = "moe.cl";
+  }
+  void operator()(const MoeWeightsProblem& p) {
+    d.def("OP_MOE_WEIGHTS", 1).def("TOKENS", p.tokens).def("EXPERTS", p.experts).def("K", p.k);
+    d.def("SCALE", float_literal(p.scale)).def("LOCAL_SIZE", t.m);
+    file = "moe.cl";
+  }
+  void operator()(const MoePlanProblem& p) {
+    d.def("OP_MOE_PLAN", 1).def("TOKENS", p.tokens).def("K", p.k).def("EXPERTS", p.experts);
+    d.def("ALIGN", p.align).def("ROWS", p.rows).def("LOCAL_SIZE", t.m);
+    file = "moe.cl";
+  }
+  void operator()(const MoeGatherProblem& p) {
+    const CopyLayout c = copy_layout(Problem{p}, t);
+    d.def("OP_MOE_GATHER", 1).def("TOKENS", p.tokens).def("ROWS", p.rows).def("DIM", p.dim);
+    d.def("ELEM", elem_type(p.dtype)).def("CW", c.cw).def("RPG", c.rpg).def("LOCAL_SIZE", t.m);
+    file = "moe.cl";
+  }
+  void operator()(const MoeCombineProblem& p) {
+    const CopyLayout c = copy_layout(Problem{p}, t);
+    d.def("OP_MOE_COMBINE", 1).def("TOKENS", p.tokens).def("K", p.k).def("ROWS", p.rows).def("DIM", p.dim);
+    d.def("DTYPE", float_name(p.dtype)).def("CW", c.cw).def("LOCAL_SIZE", t.m);
+    file = "moe.cl";
+  }
 };
 
 std::size_t elementwise_groups(std::int64_t numel, const TileConfig& t) {
@@ -426,14 +648,17 @@ TileConfig choose_tiles(const Problem& problem, const Target& target) {
   return std::visit(
       [&](const auto& p) -> TileConfig {
         using P = std::decay_t<decltype(p)>;
-        if constexpr (std::is_same_v<P, GemmFp8Problem> || std::is_same_v<P, GemmProblem>) {
+        if constexpr (std::is_same_v<P, GemmFp8GroupedProblem>) {
+          return grouped_tiles(gemm_shape(problem), target);
+        } else if constexpr (is_gemm<P>) {
           return gemm_tiles(gemm_shape(problem), target);
         } else if constexpr (std::is_same_v<P, AttentionProblem>) {
           return attention_tiles(p, target);
-        } else if constexpr (std::is_same_v<P, RmsNormProblem> || std::is_same_v<P, QuantizeProblem>) {
-          return streaming_tiles(target, false);
-        } else {
+        } else if constexpr (std::is_same_v<P, SiluMulProblem> || std::is_same_v<P, AddProblem> ||
+                             std::is_same_v<P, DequantizeProblem> || is_copy<P>) {
           return streaming_tiles(target, true);
+        } else {
+          return streaming_tiles(target, false);
         }
       },
       problem);
@@ -443,12 +668,16 @@ std::size_t local_memory_bytes(const KernelSpec& spec, const Target& target) {
   return std::visit(
       [&](const auto& p) -> std::size_t {
         using P = std::decay_t<decltype(p)>;
-        if constexpr (std::is_same_v<P, GemmFp8Problem> || std::is_same_v<P, GemmProblem>) {
+        if constexpr (is_gemm<P>) {
           return gemm_local_bytes(gemm_shape(spec.problem), spec.tiles, target);
         } else if constexpr (std::is_same_v<P, AttentionProblem>) {
           return attention_local_bytes(p, spec.tiles);
         } else if constexpr (std::is_same_v<P, RmsNormProblem> || std::is_same_v<P, QuantizeProblem>) {
           return static_cast<std::size_t>(std::max(spec.tiles.m, 0)) * 4;
+        } else if constexpr (std::is_same_v<P, RopeProblem>) {
+          return static_cast<std::size_t>(std::max<std::int64_t>(p.rot, 0)) * 4;  // cos and sin of rot/2 angles
+        } else if constexpr (std::is_same_v<P, MoePlanProblem>) {
+          return (static_cast<std::size_t>(std::max<std::int64_t>(p.experts, 0)) + static_cast<std::size_t>(std::max(spec.tiles.m, 0))) * 4;
         } else {
           return 0;
         }
@@ -462,19 +691,25 @@ std::string check(const KernelSpec& spec, const Target& target) {
   std::string why = std::visit(
       [&](const auto& p) -> std::string {
         using P = std::decay_t<decltype(p)>;
-        if constexpr (std::is_same_v<P, GemmFp8Problem> || std::is_same_v<P, GemmProblem>) {
+        if constexpr (is_gemm<P>) {
           return gemm_check(gemm_shape(spec.problem), t, target);
         } else if constexpr (std::is_same_v<P, AttentionProblem>) {
           return attention_check(p, t, target);
+        } else if constexpr (is_copy<P>) {
+          if (std::string why = streaming_check(t, true); !why.empty()) return why;
+          const CopyLayout c = copy_layout(spec.problem, t);
+          if (std::string why = int_range_check("a row's elements", c.last); !why.empty()) return why;
+          return int_range_check("rows", c.rows);
         } else if constexpr (std::is_same_v<P, QuantizeProblem>) {
           if (p.scale_dtype == DType::f32 && !target.correctly_rounded_divide)
             return "quantizing with f32 scales needs a correctly rounded division (x / s), which the "
                    "device does not offer (CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT)";
           return streaming_check(t, false);
-        } else if constexpr (std::is_same_v<P, RmsNormProblem>) {
-          return streaming_check(t, false);
-        } else {
+        } else if constexpr (std::is_same_v<P, SiluMulProblem> || std::is_same_v<P, AddProblem> ||
+                             std::is_same_v<P, DequantizeProblem>) {
           return streaming_check(t, true);
+        } else {
+          return streaming_check(t, false);
         }
       },
       spec.problem);
@@ -516,7 +751,7 @@ Launch launch(const KernelSpec& spec, const Target& target) {
   std::visit(
       [&](const auto& p) {
         using P = std::decay_t<decltype(p)>;
-        if constexpr (std::is_same_v<P, GemmFp8Problem> || std::is_same_v<P, GemmProblem>) {
+        if constexpr (is_gemm<P>) {
           const GemmShape s = gemm_shape(spec.problem);
           const GemmDerived g = derive_gemm(t, target);
           l.kernel = "gemm";
@@ -526,6 +761,7 @@ Launch launch(const KernelSpec& spec, const Target& target) {
           l.global[0] = static_cast<std::size_t>(ceil_div(s.n, t.n)) * l.local[0];
           l.global[1] = static_cast<std::size_t>(ceil_div(s.m, t.m)) * l.local[1];
           l.scaled_inputs = {s.fp8, s.fp8};
+          if (s.align > 0) l.scaled_inputs.push_back(false);  // the group operand
         } else if constexpr (std::is_same_v<P, AttentionProblem>) {
           const AttentionDerived a = derive_attention(p, t, target);
           const std::int64_t groups = p.batch * p.heads_kv * ((p.heads_q / p.heads_kv) / t.k) * ceil_div(p.seq_q, t.m);
@@ -561,6 +797,30 @@ Launch launch(const KernelSpec& spec, const Target& target) {
           l.local[0] = static_cast<std::size_t>(t.m);
           l.global[0] = elementwise_groups(p.rows * p.cols, t) * l.local[0];
           l.scaled_inputs = {true};
+        } else if constexpr (std::is_same_v<P, RopeProblem>) {
+          l.kernel = "rope";
+          l.local[0] = static_cast<std::size_t>(t.m);
+          l.global[0] = static_cast<std::size_t>(std::max<std::int64_t>(p.tokens, 1)) * l.local[0];
+          l.scaled_inputs = {false, false};
+        } else if constexpr (is_copy<P>) {
+          const CopyLayout c = copy_layout(spec.problem, t);
+          l.kernel = op_name(spec.problem);
+          l.dims = 2;
+          l.local[0] = static_cast<std::size_t>(t.m);
+          l.global[0] = static_cast<std::size_t>(std::max<std::int64_t>(ceil_div(c.last, c.cw), 1)) * l.local[0];
+          l.global[1] = static_cast<std::size_t>(std::max<std::int64_t>(ceil_div(c.rows, c.rpg), 1));
+          l.scaled_inputs.assign(std::is_same_v<P, SliceProblem> ? 1 : std::is_same_v<P, MoeCombineProblem> ? 3 : 2, false);
+        } else if constexpr (std::is_same_v<P, MoeTopkProblem> || std::is_same_v<P, MoeWeightsProblem>) {
+          l.kernel = op_name(spec.problem);
+          l.local[0] = static_cast<std::size_t>(t.m);
+          l.global[0] = static_cast<std::size_t>(std::max<std::int64_t>(ceil_div(p.tokens, t.m), 1)) * l.local[0];
+          l.scaled_inputs = {false, false};
+        } else if constexpr (std::is_same_v<P, MoePlanProblem>) {
+          l.kernel = "moe_plan";
+          l.local[0] = l.global[0] = static_cast<std::size_t>(t.m);  // one work-group
+          l.scaled_inputs = {false};
+        } else {
+          static_assert(sizeof(P) == 0, "an op without an OpenCL launch");
         }
       },
       spec.problem);
