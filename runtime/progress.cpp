@@ -37,21 +37,39 @@ Progress::Progress(std::string prefix, std::size_t total)
     mode_ = Mode::terminal;
   else
     mode_ = env && std::strcmp(env, "1") == 0 ? Mode::lines : Mode::off;
+  if (mode_ == Mode::terminal)
+    ticker_ = std::thread([this] {
+      std::unique_lock lock(mu_);
+      while (!wake_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_; }))
+        if (drawn_) draw();
+    });
 }
 
-Progress::~Progress() { clear(); }
+Progress::~Progress() {
+  if (ticker_.joinable()) {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    ticker_.join();
+  }
+  clear();
+}
 
 void Progress::show(std::string_view what) {
   if (mode_ == Mode::off) return;
   std::lock_guard lock(mu_);
-  draw(what);
+  what_ = what;
+  draw();
 }
 
 void Progress::step(std::string_view what) {
   if (mode_ == Mode::off) return;
   std::lock_guard lock(mu_);
   ++done_;
-  draw(what);
+  what_ = what;
+  draw();
 }
 
 void Progress::set_total(std::size_t total) {
@@ -68,7 +86,8 @@ void Progress::clear() {
   drawn_ = false;
 }
 
-void Progress::draw(std::string_view what) {
+void Progress::draw() {
+  const std::string& what = what_;
   std::string line = prefix_;
   if (total_ > 0) {
     if (!line.empty()) line += ' ';

@@ -7,7 +7,9 @@
 //   }                                         // the line is erased when progress goes
 //
 // It writes to stderr only, never to stdout (which may carry JSON). It is on when stderr
-// is a terminal, where it redraws one line in place. ANYCHIP_PROGRESS=0 turns it off;
+// is a terminal, where it redraws one line in place, and once a second with the time
+// elapsed, so a step that takes minutes still shows that it runs. Call clear() before
+// printing to the same terminal while it is shown. ANYCHIP_PROGRESS=0 turns it off;
 // ANYCHIP_PROGRESS=1 turns it on even when stderr is not a terminal (a CI log), where each
 // update is a line of its own.
 //
@@ -15,10 +17,12 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 
 namespace anychip {
 
@@ -45,14 +49,16 @@ class Progress {
 
  private:
   enum class Mode { off, terminal, lines };
-  void draw(std::string_view what);  // mu_ held
+  void draw();  // mu_ held
 
   Mode mode_;
-  std::string prefix_;
+  std::string prefix_, what_;
   std::size_t total_, done_ = 0;
-  bool drawn_ = false;
+  bool drawn_ = false, stop_ = false;
   std::chrono::steady_clock::time_point start_;
   std::mutex mu_;
+  std::condition_variable wake_;
+  std::thread ticker_;  // terminal only: redraws the elapsed time
 };
 
 }  // namespace anychip
