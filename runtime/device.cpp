@@ -63,11 +63,20 @@ Tensor Device::upload(const HostTensor& host, Stream& stream) const {
 
 std::size_t Buffer::size() const { return impl_->buffer->size(); }
 
+// A backend casts the queue and buffer to its own types: both must be of one device.
+static void require_same_device(const detail::BufferImpl& b, const Stream& stream, const char* what) {
+  if (stream.impl()->device != b.device)
+    throw Error(ErrorCode::InvalidArgument,
+                std::string(what) + ": the stream belongs to another device than the buffer");
+}
+
 void Buffer::write(Stream& stream, const void* src, std::size_t bytes, std::size_t offset) const {
+  require_same_device(*impl_, stream, "Buffer::write");
   impl_->device->device->write(*stream.impl()->queue, *impl_->buffer, offset, src, bytes);
 }
 
 void Buffer::read(Stream& stream, void* dst, std::size_t bytes, std::size_t offset) const {
+  require_same_device(*impl_, stream, "Buffer::read");
   impl_->device->device->read(*stream.impl()->queue, *impl_->buffer, offset, dst, bytes);
 }
 

@@ -58,6 +58,16 @@ void check_type(const Tensor& t, const ir::Value& v, const char* what) {
                                                 v.type.str() + ", got " + t.type().str());
 }
 
+// The backend casts a tensor's buffers to its own type: they must be the device's.
+void check_device(const Tensor& t, const ir::Value& v, const Device& device, const char* what) {
+  const bool ours = t.data().impl()->device == device.impl() &&
+                    (!t.scales() || t.scales()->impl()->device == device.impl());
+  if (!ours)
+    throw Error(ErrorCode::InvalidArgument, std::string("run: ") + what + " %" + v.name +
+                                                " is in the memory of another device than " +
+                                                device.info().id + "'s");
+}
+
 }  // namespace
 
 Executable compile(const ir::Graph& graph, const Device& device, const CompileOptions& options) {
@@ -156,11 +166,13 @@ void Executable::run(Stream& stream, std::span<const Tensor> inputs, std::span<c
   for (std::size_t v = 0; v < g.values().size(); ++v) x.bound[v] = x.owned[v];
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     check_type(inputs[i], g.value(g.inputs()[i]), "input");
+    check_device(inputs[i], g.value(g.inputs()[i]), x.device, "input");
     x.bound[static_cast<std::size_t>(g.inputs()[i])] = inputs[i];
   }
   for (std::size_t i = 0; i < outputs.size(); ++i) {
     const ir::ValueId v = g.outputs()[i];
     check_type(outputs[i], g.value(v), "output");
+    check_device(outputs[i], g.value(v), x.device, "output");
     const auto r = static_cast<std::size_t>(x.root[static_cast<std::size_t>(v)]);
     x.bound[r] = Tensor(g.values()[r].type, outputs[i].data(), outputs[i].scales());
   }

@@ -116,4 +116,34 @@ TEST(Runtime, BufferCopyOutOfRangeIsAnErrorNotACrash) {
   EXPECT_THROW(b.read(s, host.data(), 8, 12), Error);
 }
 
+// A backend casts buffers and queues to its own types, so memory of one device must never
+// reach another's kernels or copies: the API says so instead.
+TEST(Runtime, TensorsAndStreamsOfAnotherDeviceAreRejected) {
+  ir::Graph g("g");
+  g.output(g.silu_mul(g.input("x", {DType::f32, {4, 16}, std::nullopt})));
+  Device cpu = Device::open("cpu");
+  Device sim = Device::open("sim:tiny");
+  Executable exe = compile(g, cpu, no_cache());
+  Stream s = cpu.create_stream();
+  std::vector<Tensor> in = {sim.allocate(TensorType{DType::f32, {4, 16}, std::nullopt})};
+  std::vector<Tensor> out = exe.allocate_outputs();
+  try {
+    exe.run(s, in, out);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::InvalidArgument);
+    EXPECT_EQ(std::string(e.what()), "run: input %x is in the memory of another device than cpu's");
+  }
+  Stream sim_stream = sim.create_stream();
+  std::vector<char> host(16);
+  try {
+    out[0].data().write(sim_stream, host.data(), host.size());
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::InvalidArgument);
+    EXPECT_EQ(std::string(e.what()), "Buffer::write: the stream belongs to another device than the buffer");
+  }
+  EXPECT_THROW(out[0].data().read(sim_stream, host.data(), host.size()), Error);
+}
+
 }  // namespace
