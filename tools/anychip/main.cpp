@@ -77,7 +77,8 @@ void write_run_report(const std::string& path, const std::string& file, const ac
                       const std::vector<RunResult>& runs, const RunOptions& opt) {
   ac::Report report;
   report.title = "@" + graph.name() + " on ";
-  for (std::size_t i = 0; i < runs.size(); ++i) report.title += (i ? (i + 1 == runs.size() ? " and " : ", ") : "") + runs[i].device;
+  for (std::size_t i = 0; i < runs.size(); ++i)
+    report.title += (i == 0 ? "" : i + 1 == runs.size() ? " and " : ", ") + runs[i].device;
   char date[32] = "";
   const std::time_t now = std::time(nullptr);
   std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
