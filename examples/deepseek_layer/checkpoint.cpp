@@ -174,8 +174,8 @@ HostTensor stack_rows(const std::vector<const HostTensor*>& parts, const std::st
   return out;
 }
 
-HostTensor absorb_q_b(const LayerConfig& c, const HostTensor& q_b, const HostTensor& kv_b) {
-  const std::vector<double> qb = q_b.values(), kvb = kv_b.values();
+std::vector<double> compose_q_b_absorbed(const LayerConfig& c, const std::vector<double>& qb,
+                                         const std::vector<double>& kvb) {
   const std::int64_t L = c.kv_lora, Q = c.q_lora, D = c.latent_dim();
   std::vector<double> out(static_cast<std::size_t>(c.heads * D * Q), 0.0);
   for (std::int64_t h = 0; h < c.heads; ++h) {
@@ -193,11 +193,11 @@ HostTensor absorb_q_b(const LayerConfig& c, const HostTensor& q_b, const HostTen
                   &qb[static_cast<std::size_t>((h * c.qk_dim() + c.nope + j) * Q)],
                   static_cast<std::size_t>(Q) * sizeof(double));
   }
-  return HostTensor::encode(fp8_weight_type(c.heads * D, Q), out);
+  return out;
 }
 
-HostTensor absorb_o(const LayerConfig& c, const HostTensor& o_proj, const HostTensor& kv_b) {
-  const std::vector<double> o = o_proj.values(), kvb = kv_b.values();
+std::vector<double> compose_o_absorbed(const LayerConfig& c, const std::vector<double>& o,
+                                       const std::vector<double>& kvb) {
   const std::int64_t L = c.kv_lora, K = c.heads * c.v_dim, N = c.heads * L;
   std::vector<double> out(static_cast<std::size_t>(c.hidden * N), 0.0);
   for (std::int64_t n = 0; n < c.hidden; ++n)
@@ -210,7 +210,17 @@ HostTensor absorb_o(const LayerConfig& c, const HostTensor& o_proj, const HostTe
         for (std::int64_t r = 0; r < L; ++r) row[r] += a * uv[r];
       }
     }
-  return HostTensor::encode(fp8_weight_type(c.hidden, N), out);
+  return out;
+}
+
+HostTensor absorb_q_b(const LayerConfig& c, const HostTensor& q_b, const HostTensor& kv_b) {
+  return HostTensor::encode(fp8_weight_type(c.heads * c.latent_dim(), c.q_lora),
+                            compose_q_b_absorbed(c, q_b.values(), kv_b.values()));
+}
+
+HostTensor absorb_o(const LayerConfig& c, const HostTensor& o_proj, const HostTensor& kv_b) {
+  return HostTensor::encode(fp8_weight_type(c.hidden, c.heads * c.kv_lora),
+                            compose_o_absorbed(c, o_proj.values(), kv_b.values()));
 }
 
 NamedTensors load_layer_weights(const LayerConfig& c, const anychip::SafetensorsFile& file) {

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "anychip/safetensors.hpp"
 #include "anychip/tensor.hpp"
@@ -44,6 +45,11 @@ NamedTensors load_layer_weights(const LayerConfig& c, const anychip::Safetensors
 //   wo_absorbed [hidden, H*512]: per head h, columns h*512.. are W_O_h W_UV_h.
 // W_UQ_h: q_b rows h*192..h*192+127; W_UK_h / W_UV_h: kv_b rows h*256.. / h*256+128..
 // (each [128, 512]); W_O_h: o_proj columns h*128..h*128+127.
+// The compositions alone, in float64 on dequantized values (row-major, the shapes above).
+std::vector<double> compose_q_b_absorbed(const LayerConfig& c, const std::vector<double>& q_b,
+                                         const std::vector<double>& kv_b);
+std::vector<double> compose_o_absorbed(const LayerConfig& c, const std::vector<double>& o_proj,
+                                       const std::vector<double>& kv_b);
 anychip::HostTensor absorb_q_b(const LayerConfig& c, const anychip::HostTensor& q_b,
                                const anychip::HostTensor& kv_b);
 anychip::HostTensor absorb_o(const LayerConfig& c, const anychip::HostTensor& o_proj,

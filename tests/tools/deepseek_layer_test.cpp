@@ -208,3 +208,100 @@ TEST_F(DeepseekLayer, SizesBreakingTheOpsRulesAreUsageErrors) {
 }
 
 }  // namespace
+
+#ifdef ANYCHIP_DEEPSEEK_LAYER_SOURCES
+#include <random>
+
+#include "examples/deepseek_layer/checkpoint.hpp"
+
+namespace {
+
+using deepseek_layer::LayerConfig;
+
+std::vector<double> uniform(std::size_t n, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(-1, 1);
+  std::vector<double> v(n);
+  for (double& x : v) x = u(rng);
+  return v;
+}
+
+double dot(const double* a, const double* b, std::int64_t n) {
+  double s = 0;
+  for (std::int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+LayerConfig three_heads() {
+  LayerConfig c = deepseek_layer::preset("tiny");
+  c.heads = 3;
+  return c;
+}
+
+// Before requantization the absorbed query is exact algebra: per head,
+// (W_UK_h^T W_UQ_h c_q) . c_kv == (W_UQ_h c_q) . (W_UK_h c_kv), and its rope rows are q_b's.
+TEST(DeepseekLayerWeights, AbsorbedQueryGivesThePrefillScoresHeadByHead) {
+  const LayerConfig c = three_heads();
+  const std::int64_t Q = c.q_lora, L = c.kv_lora, D = c.latent_dim();
+  const std::vector<double> q_b = uniform(c.heads * c.qk_dim() * Q, 1);
+  const std::vector<double> kv_b = uniform(c.heads * (c.nope + c.v_dim) * L, 2);
+  const std::vector<double> cq = uniform(Q, 3), ckv = uniform(L, 4);
+  const std::vector<double> a = deepseek_layer::compose_q_b_absorbed(c, q_b, kv_b);
+  ASSERT_EQ(a.size(), static_cast<std::size_t>(c.heads * D * Q));
+  for (std::int64_t h = 0; h < c.heads; ++h) {
+    double prefill = 0;
+    for (std::int64_t d = 0; d < c.nope; ++d) {
+      const double q = dot(&q_b[(h * c.qk_dim() + d) * Q], cq.data(), Q);
+      const double k = dot(&kv_b[(h * (c.nope + c.v_dim) + d) * L], ckv.data(), L);
+      prefill += q * k;
+    }
+    double absorbed = 0;
+    for (std::int64_t r = 0; r < L; ++r)
+      absorbed += dot(&a[(h * D + r) * Q], cq.data(), Q) * ckv[r];
+    EXPECT_NEAR(absorbed, prefill, 1e-9 * (1 + std::abs(prefill))) << "head " << h;
+    for (std::int64_t j = 0; j < c.rope; ++j)
+      for (std::int64_t k = 0; k < Q; ++k)
+        ASSERT_EQ(a[(h * D + L + j) * Q + k], q_b[(h * c.qk_dim() + c.nope + j) * Q + k])
+            << "head " << h << " rope row " << j;
+  }
+}
+
+// sum_h W_O_h (W_UV_h z_h) == wo_absorbed [z_0 | z_1 | ...] for latent attention outputs z_h.
+TEST(DeepseekLayerWeights, AbsorbedOutputIsWoTimesWuvHeadByHead) {
+  const LayerConfig c = three_heads();
+  const std::int64_t L = c.kv_lora, K = c.heads * c.v_dim;
+  const std::vector<double> o = uniform(c.hidden * K, 5);
+  const std::vector<double> kv_b = uniform(c.heads * (c.nope + c.v_dim) * L, 6);
+  const std::vector<double> z = uniform(c.heads * L, 7);
+  const std::vector<double> a = deepseek_layer::compose_o_absorbed(c, o, kv_b);
+  std::vector<double> v(K);  // per head, W_UV_h z_h
+  for (std::int64_t h = 0; h < c.heads; ++h)
+    for (std::int64_t d = 0; d < c.v_dim; ++d)
+      v[h * c.v_dim + d] = dot(&kv_b[(h * (c.nope + c.v_dim) + c.nope + d) * L], &z[h * L], L);
+  for (std::int64_t n = 0; n < c.hidden; n += 17) {
+    const double prefill = dot(&o[n * K], v.data(), K);
+    const double absorbed = dot(&a[n * c.heads * L], z.data(), c.heads * L);
+    EXPECT_NEAR(absorbed, prefill, 1e-9 * (1 + std::abs(prefill))) << "row " << n;
+  }
+}
+
+TEST(DeepseekLayerWeights, StackingKeepsEveryExpertsBlocksAndScalesExactly) {
+  const anychip::TensorType t{anychip::DType::f8e4m3,
+                              {256, 384},
+                              anychip::ScaleLayout{anychip::kWeightBlock, anychip::DType::ue8m0}};
+  const anychip::HostTensor a = anychip::HostTensor::random(t, 8),
+                            b = anychip::HostTensor::random(t, 9);
+  const anychip::HostTensor s = deepseek_layer::stack_rows({&a, &b}, "test");
+  EXPECT_EQ(s.type.str(), "f8e4m3[512, 384] scaled<128x128, ue8m0>");
+  std::vector<double> want = a.values();
+  const std::vector<double> bv = b.values();
+  want.insert(want.end(), bv.begin(), bv.end());
+  EXPECT_EQ(s.values(), want);
+  // 100 rows would cut a 128-row scale block between two experts.
+  const anychip::TensorType odd{anychip::DType::f8e4m3, {100, 384}, t.scale};
+  const anychip::HostTensor c = anychip::HostTensor::random(odd, 10);
+  EXPECT_THROW(deepseek_layer::stack_rows({&a, &c}, "test"), anychip::Error);
+}
+
+}  // namespace
+#endif
