@@ -6,7 +6,9 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <atomic>
 #include <mutex>
+#include <optional>
 
 #include <tbb/blocked_range.h>
 #include <tbb/global_control.h>
@@ -15,6 +17,7 @@
 #include <tbb/task_arena.h>
 
 #include "anychip/anychip.hpp"
+#include "anychip/progress.hpp"
 
 namespace anychip::cli::suite {
 namespace {
@@ -195,27 +198,22 @@ PairResult run_pair(const Pair& p, const DeviceState& dev, const Baseline* basel
   return r;
 }
 
-// "[ 37/235] 1 failed" on one line of stderr, rewritten in place.
-class Progress {
+// "[ 37/235] 1 failed  case on device" on one line of stderr (anychip::Progress: on a
+// terminal, or with ANYCHIP_PROGRESS=1).
+class SuiteProgress {
  public:
-  Progress(bool on, std::size_t total) : on_(on && total > 0), total_(total) {}
-  void done(const PairResult& r) {
-    if (!on_) return;
-    std::lock_guard<std::mutex> lock(mu_);
-    ++done_;
-    failed_ += r.status == Status::failed || r.status == Status::error;
-    std::fprintf(stderr, "\r\033[K[%zu/%zu] %zu failed  %s on %s", done_, total_, failed_, r.case_id.c_str(),
-                 r.device.c_str());
-    std::fflush(stderr);
+  SuiteProgress(bool on, std::size_t total) {
+    if (on) progress_.emplace("", total);
   }
-  ~Progress() {
-    if (on_) std::fprintf(stderr, "\r\033[K"), std::fflush(stderr);
+  void done(const PairResult& r) {
+    if (!progress_) return;
+    const std::size_t failed = failed_ += r.status == Status::failed || r.status == Status::error;
+    progress_->step(std::to_string(failed) + " failed  " + r.case_id + " on " + r.device);
   }
 
  private:
-  bool on_;
-  std::size_t total_, done_ = 0, failed_ = 0;
-  std::mutex mu_;
+  std::optional<Progress> progress_;
+  std::atomic<std::size_t> failed_{0};
 };
 
 }  // namespace
@@ -270,7 +268,7 @@ Report run_suite(const Suite& suite, const std::map<std::string, DeviceState>& d
   report.results.resize(mine.size());
 
   const std::size_t jobs = std::max<std::size_t>(settings.jobs, 1);
-  Progress progress(settings.progress, mine.size());
+  SuiteProgress progress(settings.progress, mine.size());
   // The arena bounds the cases run at once and, with global_control, the threads the
   // kernels inside them may use.
   tbb::global_control threads(tbb::global_control::max_allowed_parallelism, jobs);
