@@ -175,7 +175,8 @@ TileConfig gemm_tiles(const GemmShape& s, const Target& target) {
 // layout, so BM divides align; otherwise as the plain FP8 GEMM. Wide work-items: align up
 // to 16 (decode) takes the few-rows kernel with BM the largest power of two (<= 16) that
 // divides align; a larger align takes the tiled kernel with BM the largest multiple of 16
-// (<= 256) that divides it. Narrow: BM = gcd(align, 64).
+// (<= 256) that divides it. Narrow: the plain GEMM's tiles, BM halved until it divides
+// align.
 TileConfig grouped_tiles(const GemmShape& s, const Target& target) {
   TileConfig t;
   t.stages = 1;
@@ -200,9 +201,7 @@ TileConfig grouped_tiles(const GemmShape& s, const Target& target) {
     t.m = static_cast<int>(tall > 0 ? tall : pow2);
     t.k = 128;  // gemm_tiles gives few rows the few-rows kernel (k = K), which did not fit
   } else {
-    int bm = 64;
-    while (align % bm != 0) bm /= 2;
-    t.m = bm;
+    while (align % t.m != 0) t.m /= 2;  // the side gemm_tiles chose is a power of two
   }
   // Within local memory: narrower tiles first, then shorter ones that still divide align.
   while (gemm_local_bytes(s, t, target) > target.local_mem_bytes) {

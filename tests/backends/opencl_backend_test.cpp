@@ -7,7 +7,11 @@
 //
 // PoCL compiles every kernel on first use, so the cases are few and chosen to cover: both
 // scale formats, both GEMM outputs, E5M2, MHA/GQA/MQA, causal or not, Sq < Skv and Sq > Skv,
-// decode (Sq = 1) against a long KV, Dk != Dv (576/512).
+// decode (Sq = 1) against a long KV, Dk != Dv (576/512). The DeepSeek layer's ops (rope,
+// slice, concat, the MoE routing, gemm_fp8_grouped) are covered by the conformance suite;
+// here: the grouped GEMM's contiguous layout on both of its kernels (padding rows, whole
+// padding tiles, a short last tile, a broken layout), and the routing chain on the narrow
+// (GPU-style) kernels.
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -371,6 +375,161 @@ TEST(OpenClBackend, QuantizeIsBitExactWithQuantizeBlocksOnEveryKindOfValue) {
   }
 }
 
+// gemm_fp8_grouped on random A and B with the given group operand (one entry per row).
+struct GroupedCase {
+  std::vector<int> group;
+  std::int64_t groups, align, n, k;
+  DType out;
+};
+
+Graph grouped_graph(const GroupedCase& c) {
+  Graph g("grouped");
+  const auto m = static_cast<std::int64_t>(c.group.size());
+  const ValueId a = g.input("a", scaled(m, c.k, kActivationBlock, DType::ue8m0));
+  const ValueId b = g.input("b", scaled(c.groups * c.n, c.k, kWeightBlock, DType::f32, DType::f8e5m2));
+  const ValueId group = g.input("group", plain(DType::i32, {m}));
+  g.output(g.gemm_fp8_grouped(a, b, group, c.groups, c.out, c.align));
+  return g;
+}
+
+// Runs the case into a poisoned output; returns the output and, when `check`, expects
+// every kernel to match the reference.
+HostTensor run_grouped(const Device& device, const GroupedCase& c, std::uint64_t seed, bool check) {
+  const Graph g = grouped_graph(c);
+  CompileOptions opts;
+  opts.use_cache = false;
+  Executable exe = compile(g, device, opts);
+  Stream s = device.create_stream();
+  const std::vector<double> group(c.group.begin(), c.group.end());
+  std::vector<Tensor> in = {device.upload(HostTensor::random(g.value(g.inputs()[0]).type, seed), s),
+                            device.upload(HostTensor::random(g.value(g.inputs()[1]).type, seed + 1), s),
+                            device.upload(HostTensor::encode(g.value(g.inputs()[2]).type, group), s)};
+  std::vector<Tensor> out = {device.upload(HostTensor::poisoned(g.value(g.outputs()[0]).type), s)};
+  exe.run(s, in, out);
+  if (check)
+    for (const KernelCheck& k : exe.check_last_run(s))
+      EXPECT_TRUE(k.ok) << k.label << ": rel_err " << k.rel_err << " > " << k.tolerance;
+  return out[0].download(s);
+}
+
+// Row r of a [rows, n] output as floats.
+std::vector<float> output_row(const HostTensor& d, std::int64_t r) {
+  const std::int64_t n = d.type.shape[1];
+  std::vector<double> all = d.values();
+  return std::vector<float>(all.begin() + r * n, all.begin() + (r + 1) * n);
+}
+
+// The layouts moe_plan writes, by hand: `runs` of (group, rows), each padded with -1 to
+// a multiple of align, then `tail` rows of one more run cut short (M not a multiple of
+// align).
+std::vector<int> contiguous(std::int64_t align, std::initializer_list<std::pair<int, int>> runs) {
+  std::vector<int> group;
+  for (auto [g, rows] : runs) {
+    for (int i = 0; i < rows; ++i) group.push_back(g);
+    while (group.size() % static_cast<std::size_t>(align) != 0) group.push_back(-1);
+  }
+  return group;
+}
+
+std::vector<GroupedCase> grouped_cases() {
+  std::vector<GroupedCase> cs;
+  // Decode-sized alignments take the few-rows kernel on CPU devices: one row of a group
+  // in a tile of 8 (the common decode case), a whole padding tile, full tiles, and a
+  // last tile of 5 rows.
+  std::vector<int> g8 = contiguous(8, {{3, 1}, {-1, 8}, {0, 8}, {4, 3}, {1, 16}});
+  for (int i = 0; i < 5; ++i) g8.push_back(2);
+  cs.push_back({g8, 5, 8, 256, 256, DType::bf16});
+  // align 1: every row its own tile, groups in any order, padding anywhere.
+  cs.push_back({{2, -1, 0, 0, 3, -1, 1, 2, 2}, 4, 1, 128, 128, DType::f32});
+  // A prefill alignment takes the tiled kernel: tiles of 3 rows, 128 rows and none.
+  cs.push_back({contiguous(128, {{1, 3}, {0, 128}, {-1, 128}, {2, 70}}), 3, 128, 128, 256, DType::f32});
+  return cs;
+}
+
+TEST(OpenClBackend, GroupedGemmFollowsTheContiguousLayoutAndZeroesPaddingRows) {
+  OPEN_OPENCL_OR_SKIP(device);
+  std::mt19937_64 seeds(std::random_device{}());
+  for (const GroupedCase& c : grouped_cases()) {
+    const std::uint64_t seed = seeds();
+    SCOPED_TRACE("align " + std::to_string(c.align) + ", " + std::to_string(c.group.size()) + " rows (seed " +
+                 std::to_string(seed) + ")");
+    const HostTensor d = run_grouped(device, c, seed, true);
+    for (std::size_t r = 0; r < c.group.size(); ++r) {
+      if (c.group[r] != -1) continue;
+      for (float v : output_row(d, static_cast<std::int64_t>(r))) {
+        ASSERT_EQ(v, 0.0f) << "padding row " << r;
+        ASSERT_FALSE(std::signbit(v)) << "padding row " << r << " holds -0";
+      }
+    }
+  }
+}
+
+TEST(OpenClBackend, GroupedGemmMarksABrokenLayoutWithNaNInsteadOfReadingPastB) {
+  // A kernel cannot raise an error: a group out of range, or a row whose group differs
+  // from its tile's, comes out NaN; the other rows are still right.
+  OPEN_OPENCL_OR_SKIP(device);
+  for (std::int64_t align : {8, 128}) {
+    SCOPED_TRACE("align " + std::to_string(align));
+    std::vector<int> group = contiguous(align, {{1, 2}, {0, 3}, {1, 1}});
+    group[static_cast<std::size_t>(align) + 2] = 1;  // tile 1: 0, 0, 1 (breaks the layout)
+    group[2 * static_cast<std::size_t>(align)] = 7;  // tile 2: group 7 of 2
+    const HostTensor d = run_grouped(device, {group, 2, align, 128, 128, DType::f32}, 11, false);
+    for (std::int64_t r : {align + 2, 2 * align})
+      for (float v : output_row(d, r)) ASSERT_TRUE(std::isnan(v)) << "row " << r;
+    for (std::int64_t r : {std::int64_t{0}, std::int64_t{1}, align, align + 1})
+      for (float v : output_row(d, r)) ASSERT_TRUE(std::isfinite(v)) << "row " << r;
+    for (float v : output_row(d, 2)) ASSERT_EQ(v, 0.0f) << "padding row 2";
+  }
+}
+
+TEST(OpenClBackend, GpuStyleMoeRoutingMatchesTheReference) {
+  // The narrow-work-item kernels of a MoE layer's routing, chained as the layer chains
+  // them: moe_topk (group-limited) -> moe_weights, moe_plan (one work-group of many
+  // work-items, placing choices in batches) -> moe_gather -> quantize -> gemm_fp8_grouped
+  // (align 8) -> moe_combine; and rope on a slice, concatenated with a broadcast.
+  if (std::string why = opencl_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  ScopedEnv narrow("ANYCHIP_OPENCL_WORK_ITEMS", "narrow");
+  Device device = Device::open("opencl:0");
+  const std::int64_t tokens = 37, experts = 16, k = 4, align = 8, dim = 256, n = 128;
+  Graph g("opencl_narrow_moe");
+  const ValueId logits = g.input("logits", plain(DType::f32, {tokens, experts}));
+  const ValueId bias = g.input("bias", plain(DType::f32, {experts}));
+  const ValueId x = g.input("x", plain(DType::bf16, {tokens, dim}));
+  const ValueId w = g.input("w", scaled(experts * n, dim, kWeightBlock, DType::ue8m0));
+  const ValueId chosen = g.moe_topk(logits, bias, k, 4, 2);
+  const ValueId weights = g.moe_weights(logits, chosen, 2.5);
+  const ValueId plan = g.moe_plan(chosen, experts, align);
+  const std::int64_t rows = ir::moe_plan_rows(tokens, k, experts, align);
+  const ValueId group = g.reshape(g.slice(plan, 0, 0, 1), {rows});
+  const ValueId xq = g.quantize_fp8(g.moe_gather(x, plan));
+  const ValueId y = g.gemm_fp8_grouped(xq, w, group, experts, DType::bf16, align);
+  g.output(g.moe_combine(y, plan, weights));
+  const ValueId q = g.input("q", plain(DType::bf16, {tokens, 4, 96}));
+  std::vector<double> positions(static_cast<std::size_t>(tokens));
+  for (std::size_t i = 0; i < positions.size(); ++i) positions[i] = 3000.0 + static_cast<double>(i);
+  const ValueId pos = g.input("pos", plain(DType::i32, {tokens}));
+  const ValueId pe = g.rope(g.slice(q, 2, 32, 64), pos);
+  g.output(g.concat(g.slice(q, 2, 0, 32), g.slice(pe, 1, 0, 1), 2));
+
+  const std::uint64_t seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  CompileOptions opts;
+  opts.use_cache = false;
+  Executable exe = compile(g, device, opts);
+  Stream s = device.create_stream();
+  std::vector<Tensor> in;
+  for (std::size_t i = 0; i < g.inputs().size(); ++i) {
+    const TensorType& t = g.value(g.inputs()[i]).type;
+    in.push_back(device.upload(g.inputs()[i] == pos ? HostTensor::encode(t, positions) : HostTensor::random(t, seed + i), s));
+  }
+  std::vector<Tensor> out;
+  for (ValueId v : g.outputs()) out.push_back(device.upload(HostTensor::poisoned(g.value(v).type), s));
+  exe.run(s, in, out);
+  const std::vector<KernelCheck> checks = exe.check_last_run(s);
+  EXPECT_GE(checks.size(), 11u);
+  for (const KernelCheck& c : checks) EXPECT_TRUE(c.ok) << c.label << ": rel_err " << c.rel_err << " > " << c.tolerance;
+}
+
 TEST(OpenClBackend, EventsTimeTheWorkBetweenThem) {
   OPEN_OPENCL_OR_SKIP(device);
   Graph g = small_gemm_fp8();
@@ -508,6 +667,32 @@ TEST(OpenClKernels, TilesShrinkToTheDevicesLocalMemoryAndWorkGroupSize) {
       const kernels::opencl::Launch l = kernels::opencl::launch(spec, target);
       EXPECT_LE(l.local[0] * l.local[1] * l.local[2], target.max_work_group_size);
       EXPECT_NE(kernels::opencl::render(spec, target).find("#define"), std::string::npos);
+    }
+  }
+}
+
+TEST(OpenClKernels, GroupedGemmTilesHoldOneGroupOfTheContiguousLayout) {
+  kernels::opencl::Target cpu;
+  cpu.local_mem_bytes = 1024 * 1024;  // PoCL's
+  cpu.compute_units = 2;
+  for (const kernels::opencl::Target& target : {cpu, gpu_target(48 * 1024, 1024), gpu_target(32 * 1024, 64)}) {
+    for (std::int64_t align : {1, 8, 12, 16, 24, 48, 128, 384}) {
+      const kernels::Problem p = kernels::GemmFp8GroupedProblem{4096, 2048, 7168, 256, align};
+      kernels::KernelSpec spec{p, kernels::opencl::choose_tiles(p, target)};
+      SCOPED_TRACE(kernels::describe(spec) + (target.wide_work_items ? " wide" : " narrow"));
+      EXPECT_EQ(kernels::opencl::check(spec, target), "");
+      EXPECT_EQ(align % spec.tiles.m, 0) << "a work-group's rows span two tiles of the layout";
+      EXPECT_LE(kernels::opencl::local_memory_bytes(spec, target), target.local_mem_bytes);
+      // CPU devices: decode's small alignments (and those that 16 does not divide) take the
+      // few-rows kernel, all of K staged; the others the tallest tile of 16-row blocks.
+      if (target.wide_work_items) {
+        EXPECT_EQ(spec.tiles.k == 7168, align <= 16 || align % 16 != 0);
+        if (align == 48 || align == 128) EXPECT_EQ(spec.tiles.m, align);
+        if (align == 384) EXPECT_EQ(spec.tiles.m, 192);
+      }
+      spec.tiles.m = 2 * static_cast<int>(align);
+      const std::string why = kernels::opencl::check(spec, target);
+      EXPECT_NE(why.find("does not divide align=" + std::to_string(align)), std::string::npos) << why;
     }
   }
 }
