@@ -30,7 +30,8 @@ std::int64_t round_up(std::int64_t v, std::int64_t to) { return (v + to - 1) / t
 //   Rope             1 exp, 1 mul, 1 fma        (sin or cos: half a pair each, at the SFU's exp rate;
 //                                               x0*c - x1*s as a mul and an fma)
 //   TopK             1 exp, 2 add, 1 div,       (sigmoid; + bias; a group's two largest keys;
-//                    (2 + k) max                 k passes of arg-max; per element of logits)
+//                    2 + k*top/groups max        k passes of arg-max over the kept groups'
+//                                                experts; per element of logits)
 //   MoeWeights       1 exp, 2 add, 2 div, 1 mul (sigmoid; sum; normalise; scale; per chosen
 //                                               expert, rows x k elements)
 //   MoePlan          4 add                      (counting sort per (token, choice): histogram,
@@ -81,7 +82,8 @@ VectorMix vector_cost(const Vec& v) {
       return m;
     case VecOp::TopK:
       m.exp = 1, m.add = 2, m.div = 1;
-      m.max = 2 + static_cast<double>(v.moe.k);
+      m.max = 2 + static_cast<double>(v.moe.k) * static_cast<double>(v.moe.top_groups) /
+                      static_cast<double>(std::max<std::int64_t>(v.moe.groups, 1));
       return m;
     case VecOp::MoeWeights:
       m.exp = 1, m.add = 2, m.div = 2, m.mul = 1;

@@ -379,10 +379,10 @@ TEST(VectorOps, MoePlanRejectsAnExpertOutOfRange) {
 
 TEST(VectorOps, RoutingOpsCostTheirTableRows) {
   Vec v;
-  v.op = VecOp::TopK, v.moe.k = 8;
+  v.op = VecOp::TopK, v.moe.k = 8, v.moe.groups = 8, v.moe.top_groups = 4;
   const VectorMix t = vector_cost(v);
   EXPECT_EQ(t.exp, 1);
-  EXPECT_EQ(t.max, 10);
+  EXPECT_EQ(t.max, 6);  // a group's top two, then 8 arg-max passes over half the experts
   v.op = VecOp::Rope, v.dtype_in = v.dtype_out = DType::bf16;
   EXPECT_EQ(vector_cost(v).exp, 1);
   EXPECT_EQ(vector_cost(v).convert, 2);
