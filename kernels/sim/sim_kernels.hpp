@@ -11,7 +11,8 @@
 //   4. the workspace: workspace_bytes(spec, chip) bytes of device scratch (0 for most
 //      kernels; then any address).
 // So gemm_fp8 takes [A, A scales, B, B scales, D, constants, workspace], attention
-// [Q, K, V, O, constants, workspace], quantize_fp8 [x, q, q scales, constants, workspace].
+// [Q, K, V, O, constants, workspace], quantize_fp8 [x, q, q scales, constants, workspace],
+// gemm_fp8_grouped [A, A scales, B, B scales, group, D, constants, workspace].
 //
 // A kernel may have several phases (split-KV attention: partial results, then their
 // combination); the backend runs phase 0, 1, ... one after another with the same args.
@@ -27,8 +28,15 @@
 //   silu_mul    m x n = rows x output columns per step
 //   add         m = 1, n = elements per step
 //   quantize_fp8, dequantize   m x n = rows x columns per step, multiples of the block
-// Work items of the streaming ops (rmsnorm, silu_mul, add, quantize_fp8, dequantize) each
-// take a contiguous run of steps, as many items as the chip has cores.
+//   gemm_fp8_grouped  as gemm_fp8, with m dividing align (a tile never mixes groups)
+//   rope        m tokens x n heads per step
+//   slice, concat   m rows x n bytes per step of one box (a pure copy)
+//   moe_topk, moe_weights   m tokens per step
+//   moe_plan    m = plan rows per work item (every item sorts all tokens*k choices)
+//   moe_gather  m plan rows x n columns per step;  moe_combine  m tokens x n columns
+// Work items of the streaming ops (rmsnorm, silu_mul, add, quantize_fp8, dequantize, rope,
+// slice, concat, moe_topk, moe_weights, moe_gather, moe_combine) each take a contiguous run
+// of steps, as many items as the chip has cores.
 //
 // Every program obeys the rule of simulator/program.hpp (check_program in
 // program_check.hpp verifies it): one signal -> wait pair per buffer and direction, and a

@@ -154,6 +154,7 @@ std::vector<Case> cases(std::uint64_t seed) {
   const Routing small = route(16, 8, 2, 4, 2, 128, seed + 40);
   c.push_back(grouped_case(small, 256, 256, DType::ue8m0, DType::bf16, seed, {{32, 128, 128, 2}, {64, 256, 128, 3}}));
   c.push_back(grouped_case(small, 256, 384, DType::f32, DType::f32, seed, {{16, 64, 128, 4}}));
+  c.push_back(grouped_case(small, 640, 256, DType::ue8m0, DType::bf16, seed, {{16, 512, 128, 2}, {16, 384, 128, 3}}));
   c.push_back(grouped_case(decode, 256, 512, DType::ue8m0, DType::bf16, seed, {{8, 128, 128, 2}, {4, 256, 128, 3}}));
 
   const Routing combine = route(21, 32, 6, 4, 2, 16, seed + 50);
