@@ -1,4 +1,6 @@
 #include "kernels/problems.hpp"
+#include <algorithm>
+
 
 namespace anychip::kernels {
 namespace {
@@ -94,10 +96,13 @@ struct MinBytes {
     return bytes_of(p.dtype, 1.0 * (p.tokens + p.rows) * p.dim) + 4.0 * p.rows;
   }
   double operator()(const GemmFp8GroupedProblem& p) const {
-    // Every expert's weights once (a routed batch touches all of them at large M).
-    return bytes_of(p.a_dtype, 1.0 * p.m * p.k) + bytes_of(p.b_dtype, 1.0 * p.groups * p.n * p.k) +
+    // The weights of every group the rows can reach, once: each block of align rows holds
+    // one group, so at most min(groups, ceil(m / align)) of them (decode touches few).
+    const std::int64_t blocks = (p.m + p.align - 1) / p.align;
+    const std::int64_t touched = std::min(p.groups, blocks);
+    return bytes_of(p.a_dtype, 1.0 * p.m * p.k) + bytes_of(p.b_dtype, 1.0 * touched * p.n * p.k) +
            scale_bytes(p.a_scale_dtype, p.m, p.k, kActivationBlock) +
-           scale_bytes(p.b_scale_dtype, p.groups * p.n, p.k, kWeightBlock) + 4.0 * p.m +
+           scale_bytes(p.b_scale_dtype, touched * p.n, p.k, kWeightBlock) + 4.0 * p.m +
            bytes_of(p.out_dtype, 1.0 * p.m * p.n);
   }
   double operator()(const MoeCombineProblem& p) const {
