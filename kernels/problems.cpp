@@ -1,6 +1,6 @@
 #include "kernels/problems.hpp"
-#include <algorithm>
 
+#include <algorithm>
 
 namespace anychip::kernels {
 namespace {
