@@ -508,7 +508,8 @@ TileConfig choose(const GemmFp8GroupedProblem& p, const ChipDesc& chip) {
         const Footprint f = footprint(p, t, chip);
         return fits(f, chip) ? f.scratchpad_bytes : -1;
       },
-      [&](const TileConfig& t) { return estimate_fp8(q, t, chip, p.groups); });
+      // The weights a run can touch: one group per align rows at most.
+      [&](const TileConfig& t) { return estimate_fp8(q, t, chip, std::min(p.groups, ceil_div(p.m, p.align))); });
 }
 
 TileKernel build(const GemmFp8GroupedProblem& p, const TileConfig& t, const ChipDesc& chip, int) {
