@@ -27,8 +27,10 @@ std::int64_t round_up(std::int64_t v, std::int64_t to) { return (v + to - 1) / t
 //   Quantize         1 max, 1 mul, 1 convert    (amax; x / s; to FP8)
 //   Dequantize       1 convert, 1 mul
 //   SoftmaxStep      1 max, 1 fma, 1 exp, 1 add (row max; s*scale - m; exp; row sum)
-//   Rope             1 exp, 1 mul, 1 fma        (sin or cos: half a pair each, at the SFU's exp rate;
-//                                               x0*c - x1*s as a mul and an fma)
+//   Rope             r/h exp, r mul, r fma      (r = block_cols / cols, the rotated share; sin and
+//                                               cos once per position and pair, shared by the h =
+//                                               block_rows rows of the position, at the SFU's exp
+//                                               rate; x0*c - x1*s as a mul and an fma)
 //   TopK             1 exp, 2 add, 1 div,       (sigmoid; + bias; a group's two largest keys;
 //                    2 + k*top/groups max        k passes of arg-max over the kept groups'
 //                                                experts; per element of logits)
@@ -76,10 +78,13 @@ VectorMix vector_cost(const Vec& v) {
       m.max = 1, m.fma = 1, m.exp = 1, m.add = 1;
       m.convert = narrow(v.dtype_out);
       return m;
-    case VecOp::Rope:
-      m.exp = 1, m.mul = 1, m.fma = 1;
+    case VecOp::Rope: {
+      const double rotated = v.cols > 0 ? static_cast<double>(v.block_cols) / static_cast<double>(v.cols) : 0.0;
+      m.exp = rotated / static_cast<double>(std::max<std::int64_t>(v.block_rows, 1));
+      m.mul = rotated, m.fma = rotated;
       m.convert = narrow(v.dtype_in) + narrow(v.dtype_out);
       return m;
+    }
     case VecOp::TopK:
       m.exp = 1, m.add = 2, m.div = 1;
       m.max = 2 + static_cast<double>(v.moe.k) * static_cast<double>(v.moe.top_groups) /

@@ -347,6 +347,26 @@ TEST(SimMoe, GroupedGemmCostsAboutAsMuchAsOnePlainGemmPerGroup) {
   }
 }
 
+// Decode: one token's 8 experts. The grouped GEMM reads the weights of the experts its
+// tiles touch (a timing-only run assumes 8 tiles over 8 experts), so it costs about
+// reading 8 experts' weights at the HBM rate, not the 256 experts' the op could address.
+TEST(SimMoe, DecodeGroupedGemmReadsOnlyTheExpertsItsTilesTouch) {
+  const std::int64_t rows = ir::moe_plan_rows(1, 8, 256, 8);
+  for (const char* preset : {"npu-ue8m0", "npu-fp32scale", "h800"}) {
+    const ChipDesc chip = hw::load_chip(preset);
+    for (auto [n, k] : {std::pair<std::int64_t, std::int64_t>{4096, 7168}, {7168, 2048}}) {
+      const GemmFp8GroupedProblem p{rows, n, k, 256, 8, DType::f8e4m3, DType::f8e4m3, DType::ue8m0, DType::ue8m0,
+                                    DType::bf16};
+      const KernelSpec spec{p, sim::choose_tiles(p, chip)};
+      const double weights = 8.0 * static_cast<double>(n * k);
+      const double floor = weights / (chip.hbm_bytes_per_s / chip.clock_hz);
+      const RunStats s = timing_only(spec, chip);
+      EXPECT_LT(s.cycles, 2 * floor) << preset << ": " << describe(spec);
+      EXPECT_LT(s.hbm_bytes, 1.2 * weights) << preset << ": " << describe(spec);
+    }
+  }
+}
+
 // The routing ops at DeepSeek-V3's prefill size: no matrix work, and within a small
 // factor of the larger of moving their bytes once at the HBM rate, a few memory latencies,
 // and their vector work spread over the cores. (moe_topk's sigmoid and selection over

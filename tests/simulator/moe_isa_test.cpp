@@ -383,8 +383,10 @@ TEST(VectorOps, RoutingOpsCostTheirTableRows) {
   const VectorMix t = vector_cost(v);
   EXPECT_EQ(t.exp, 1);
   EXPECT_EQ(t.max, 6);  // a group's top two, then 8 arg-max passes over half the experts
-  v.op = VecOp::Rope, v.dtype_in = v.dtype_out = DType::bf16;
-  EXPECT_EQ(vector_cost(v).exp, 1);
+  // MLA's q: the last 64 of 192 columns rotated, 128 heads sharing a token's angles.
+  v.op = VecOp::Rope, v.dtype_in = v.dtype_out = DType::bf16, v.cols = 192, v.block_cols = 64, v.block_rows = 128;
+  EXPECT_DOUBLE_EQ(vector_cost(v).exp, 64.0 / 192.0 / 128.0);
+  EXPECT_DOUBLE_EQ(vector_cost(v).fma, 64.0 / 192.0);
   EXPECT_EQ(vector_cost(v).convert, 2);
   v.op = VecOp::MoePlan;
   EXPECT_EQ(vector_cost(v).add, 4);
