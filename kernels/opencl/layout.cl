@@ -46,12 +46,17 @@ void concat(__global const uchar* a_data, ulong a_off, __global const uchar* b_d
   for (long r = r0; r < r1; ++r) {
     // The row's index over the output's leading dimensions, and where it starts in a and
     // in b (b shifted back along the axis).
-    long rest = r, oa = 0, ob = 0, along = 0;
+    long rest = r, oa = 0, ob = 0;
+#if AXIS < RANK - 1
+    long along = 0;
+#endif
 #pragma unroll
     for (int d = RANK - 2; d >= 0; --d) {
       const long i = rest % out_dims[d];
       rest /= out_dims[d];
+#if AXIS < RANK - 1
       if (d == AXIS) along = i;
+#endif
       oa += i * a_strides[d];
       ob += (d == AXIS ? i - A_AXIS : i) * b_strides[d];
     }

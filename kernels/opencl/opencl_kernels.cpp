@@ -224,7 +224,8 @@ std::string gemm_check(const GemmShape& s, const TileConfig& t, const Target& ta
   if (is_dot(s, t, target)) {
     if ((t.m & (t.m - 1)) != 0 || (s.align == 0 && t.m < s.m))
       return "tile m=" + std::to_string(t.m) + " (rows of A, all of K staged) must be a power of two >= M";
-    if (t.n % (16 / t.m) != 0) return "tile n=" + std::to_string(t.n) + " is not a multiple of " + std::to_string(16 / t.m);
+    const int columns = s.align > 0 ? 16 : 16 / t.m;  // grouped: one row may take 16 columns at a time
+    if (t.n % columns != 0) return "tile n=" + std::to_string(t.n) + " is not a multiple of " + std::to_string(columns);
     return {};
   }
   if (t.n % 16 != 0) return "tile n=" + std::to_string(t.n) + " is not a multiple of 16";
