@@ -56,6 +56,10 @@ class Simulator {
   // kernel.build is called once per work item for timing and once more per item for the
   // functional run, from several threads at once in the latter: it must be a pure
   // function of (item, args).
+  //
+  // Cycles depend on data only through gathers: in a functional run the timing pass reads
+  // a per-load gather index from `hbm` (the indices a kernel reads are its inputs, written
+  // before it runs); in a timing-only run it uses the index the program assumes.
   RunStats run(const TileKernel& kernel, std::span<const std::int64_t> args,
                std::span<std::byte> hbm, const RunOptions& options,
                std::vector<TraceEvent>* trace = nullptr);

@@ -188,7 +188,7 @@ DeviceInfo sim_info(const std::string& id, const hw::ChipDesc& chip) {
   info.arch = chip.core.matrix.native_ue8m0_scales ? "native UE8M0 scales" : "block scales on the vector unit";
   info.memory_bytes = static_cast<std::uint64_t>(chip.hbm_bytes);
   info.compute_units = static_cast<int>(chip.cores);
-  info.dtypes = {DType::f32, DType::bf16, DType::f16, DType::f8e4m3, DType::f8e5m2};
+  info.dtypes = {DType::f32, DType::bf16, DType::f16, DType::f8e4m3, DType::f8e5m2, DType::i32};
   info.scale_dtypes = {DType::ue8m0, DType::f32};
   return info;
 }
