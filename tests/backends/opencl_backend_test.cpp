@@ -490,7 +490,7 @@ TEST(OpenClBackend, GpuStyleMoeRoutingMatchesTheReference) {
   if (std::string why = opencl_unavailable(); !why.empty()) GTEST_SKIP() << why;
   ScopedEnv narrow("ANYCHIP_OPENCL_WORK_ITEMS", "narrow");
   Device device = Device::open("opencl:0");
-  const std::int64_t tokens = 37, experts = 16, k = 4, align = 8, dim = 256, n = 128;
+  const std::int64_t tokens = 70, experts = 16, k = 4, align = 8, dim = 256, n = 128;  // 280 choices: two batches of moe_plan's 256 work-items
   Graph g("opencl_narrow_moe");
   const ValueId logits = g.input("logits", plain(DType::f32, {tokens, experts}));
   const ValueId bias = g.input("bias", plain(DType::f32, {experts}));
