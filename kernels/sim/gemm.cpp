@@ -184,18 +184,23 @@ void build_fp8(const Fp8Plan& P, const TileGrid& grid, std::int64_t item, std::s
     else e.load(dst, src, rows, row_bytes, stride);
   };
 
-  // B's scales of this tile's chunks (rows n0/128 ...), every K block.
-  load_b(P.sb, SB + (n0 / kScaleBlock) * nk * P.ssb, nch, nk * P.ssb, nk * P.ssb,
-         p.n / kScaleBlock * nk * P.ssb);
+  // B's scales of this tile's chunks (rows n0/128 ...), every K block. A grouped tile
+  // loads them after its first A tile, whose mask reads all the tile's group ids at once
+  // (the DMA engine then holds the first row's, which addresses B).
   const bool ue8m0 = !P.native && (P.ssa == 1 || P.ssb == 1);
-  if (ue8m0) e.load_ones(P.ones, C, std::max(me, nch * nk));
-  e.signal(Pipe::DmaIn, kScalesB);
-  if (P.native) {
-    e.wait(Pipe::Matrix, kScalesB);
-  } else {
-    e.wait(Pipe::Vector, kScalesB);
-    if (P.ssb == 1) e.ue8m0_to_f32(P.sbf, P.ones, P.sb, nch, nk);
-  }
+  auto scales_b = [&] {
+    load_b(P.sb, SB + (n0 / kScaleBlock) * nk * P.ssb, nch, nk * P.ssb, nk * P.ssb,
+           p.n / kScaleBlock * nk * P.ssb);
+    if (ue8m0) e.load_ones(P.ones, C, std::max(me, nch * nk));
+    e.signal(Pipe::DmaIn, kScalesB);
+    if (P.native) {
+      e.wait(Pipe::Matrix, kScalesB);
+    } else {
+      e.wait(Pipe::Vector, kScalesB);
+      if (P.ssb == 1) e.ue8m0_to_f32(P.sbf, P.ones, P.sb, nch, nk);
+    }
+  };
+  if (!grouped) scales_b();
 
   for (std::int64_t kb = 0; kb < nk; ++kb) {
     const int s = static_cast<int>(kb % P.stages), t = static_cast<int>(kb % 2);
@@ -204,6 +209,7 @@ void build_fp8(const Fp8Plan& P, const TileGrid& grid, std::int64_t item, std::s
     // dma_in: A, B (and A's scale column) of this step.
     if (reused) e.wait(Pipe::DmaIn, empty(s));
     load_a(P.a[s], A + m0 * K + kb * kScaleBlock, kScaleBlock, K);
+    if (grouped && kb == 0) scales_b();
     load_b(P.b[s], B + n0 * K + kb * kScaleBlock, ne, kScaleBlock, K, p.n * K);
     if (P.native) {
       load_a(P.sa[s], SA + (m0 * nk + kb) * P.ssa, P.ssa, nk * P.ssa);

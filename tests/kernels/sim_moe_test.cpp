@@ -337,9 +337,10 @@ TEST(SimMoe, PlanThatDoesNotFitOneScratchpadIsRejectedWithTheReason) {
 // G groups of M/G rows cost about what G plain GEMMs of M/G rows cost one after another.
 // Against the plain GEMMs with the same tiles, the grouped kernel adds one index read
 // per tile (on the critical path of its fill: work items do not overlap) and its tiles
-// of one group share B in L2 as the plain ones do: within 1.3x. Against the plain GEMMs'
-// own best tiles, also the price of tiles no taller than align (128 rows here, where the
-// plain GEMM of 1024 rows prefers 256): within 1.75x.
+// of one group share B in L2 as the plain ones do: within 15% (measured 0.99-1.07).
+// Against the plain GEMMs' own best tiles, also the price of tiles no taller than align
+// (128 rows here, where the plain GEMM of 1024 rows may prefer 256): within 30%
+// (measured 0.99-1.17).
 TEST(SimMoe, GroupedGemmCostsAboutAsMuchAsOnePlainGemmPerGroup) {
   const std::int64_t groups = 4, rows = 1024, n = 2048, k = 1024;
   for (const char* preset : {"npu-ue8m0", "npu-fp32scale", "h800"}) {
@@ -353,9 +354,9 @@ TEST(SimMoe, GroupedGemmCostsAboutAsMuchAsOnePlainGemmPerGroup) {
     const double best = timing_only({plain_gemm, sim::choose_tiles(plain_gemm, chip)}, chip).cycles *
                         static_cast<double>(groups);
     EXPECT_GT(grouped / same, 0.9) << preset;
-    EXPECT_LT(grouped / same, 1.3) << preset;
+    EXPECT_LT(grouped / same, 1.15) << preset;
     EXPECT_GT(grouped / best, 0.8) << preset;
-    EXPECT_LT(grouped / best, 1.75) << preset;
+    EXPECT_LT(grouped / best, 1.3) << preset;
   }
 }
 
