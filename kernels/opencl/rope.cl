@@ -29,6 +29,7 @@ __kernel __attribute__((reqd_work_group_size(LOCAL_SIZE, 1, 1)))
 void rope(__global const uchar* x_data, ulong x_off, __global const uchar* pos_data, ulong pos_off,
           __global uchar* y_data, ulong y_off) {
   const size_t t = get_group_id(0);
+  if (t >= TOKENS) return;  // the whole work-group: no barrier is left waiting
   const int lid = get_local_id(0);
   __global const AC_CAT(AC_ELEM_, DTYPE)* x = (__global const AC_CAT(AC_ELEM_, DTYPE)*)(x_data + x_off) + t * (HEADS * DIM);
   __global AC_CAT(AC_ELEM_, DTYPE)* y = (__global AC_CAT(AC_ELEM_, DTYPE)*)(y_data + y_off) + t * (HEADS * DIM);
