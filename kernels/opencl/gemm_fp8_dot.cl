@@ -118,7 +118,7 @@ void gemm(__global const uchar* a_data, ulong a_off, __global const uchar* a_sca
   // The rows that will be multiplied: `rows`, and zeros up to the register blocks' R.
   int staged = BM;
 #if GROUPED
-  for (staged = 1; staged < rows;) staged *= 2;
+  for (staged = rows > 0 ? 1 : 0; staged < rows;) staged *= 2;
 #endif
   __local float As[BM * K];
   for (int i = 0; i < staged * (K / 16); ++i) {
@@ -131,7 +131,9 @@ void gemm(__global const uchar* a_data, ulong a_off, __global const uchar* a_sca
 #if GROUPED
   // Decode leaves most tiles with one or two rows of their group: the partial sums go to
   // more columns instead of rows nobody reads (R rows, the next power of two >= rows).
-  if (rows == 1) dot_rows(1, 16, As, b, sa, sb, d, rows, n_begin, n_end);
+  if (rows == 0) {
+    // A tile of padding (or of a group out of range): nothing to multiply.
+  } else if (rows == 1) dot_rows(1, 16, As, b, sa, sb, d, rows, n_begin, n_end);
 #if BM >= 2
   else if (rows == 2) dot_rows(2, 8, As, b, sa, sb, d, rows, n_begin, n_end);
 #endif
