@@ -652,7 +652,17 @@ TEST(OpenClKernels, TilesShrinkToTheDevicesLocalMemoryAndWorkGroupSize) {
       kernels::GemmProblem{300, 500, 700, DType::bf16, DType::f32},
       kernels::AttentionProblem{1, 2048, 2048, 32, 8, 128, 128, true, 0.088, DType::bf16},
       kernels::AttentionProblem{1, 1, 4096, 128, 1, 64, 64, false, 0.125, DType::f16},
-      kernels::QuantizeProblem{64, 7168}};
+      kernels::QuantizeProblem{64, 7168},
+      // DeepSeek-V3's layer at a 4096-token prefill.
+      kernels::RopeProblem{4096, 128, 192, 64, 10000, DType::bf16},
+      kernels::SliceProblem{4096, 576, 1, 512, 64, DType::bf16},
+      kernels::ConcatProblem{{4096, 128, 192}, {4096, 128, 128}, {4096, 1, 64}, 2, DType::bf16},
+      kernels::MoeTopkProblem{4096, 256, 8, 8, 4},
+      kernels::MoeWeightsProblem{4096, 256, 8, 2.5},
+      kernels::MoePlanProblem{4096, 8, 256, 128, ir::moe_plan_rows(4096, 8, 256, 128)},
+      kernels::MoeGatherProblem{4096, ir::moe_plan_rows(4096, 8, 256, 128), 7168, DType::bf16},
+      kernels::GemmFp8GroupedProblem{ir::moe_plan_rows(4096, 8, 256, 128), 4096, 7168, 256, 128},
+      kernels::MoeCombineProblem{4096, 8, ir::moe_plan_rows(4096, 8, 256, 128), 7168, DType::bf16}};
   kernels::opencl::Target cpu;  // one work-item per group, like PoCL
   cpu.local_mem_bytes = 32 * 1024;  // as small as some CPU runtimes report
   cpu.compute_units = 8;
