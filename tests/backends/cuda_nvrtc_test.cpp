@@ -126,8 +126,10 @@ std::vector<std::string> compile_all(backends::Device& dev, const Workload& w) {
 void expect_conformance_kernels_compile(const std::string& id) {
   OPEN_OR_SKIP(dev, id);
   const Workload w = conformance_workload(*dev);
-  // The only cases a CUDA device declines: attention in f32 (tensor cores take bf16/f16).
+  // The cases a CUDA device declines: attention in f32 (tensor cores take bf16/f16), and
+  // the MLA / MoE ops, which have no CUDA kernels yet (a case that uses one says so).
   for (const auto& [name, reason] : w.unsupported) {
+    if (reason.find("the CUDA backend has no ") != std::string::npos) continue;
     EXPECT_EQ(name.rfind("attention/", 0), 0u) << name << " is unsupported on " << id << ": " << reason;
     EXPECT_NE(reason.find("f32"), std::string::npos) << name << ": " << reason;
   }

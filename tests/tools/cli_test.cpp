@@ -50,7 +50,9 @@ TEST(Cli, DevicesJsonListsTheCpuAsAvailable) {
     ASSERT_TRUE(d.contains("available"));
     ASSERT_TRUE(d.contains("reason"));
     if (d["id"] == "cpu") cpu = d["available"].get<bool>();
-    if (!d["available"].get<bool>()) EXPECT_FALSE(d["reason"].get<std::string>().empty());
+    if (!d["available"].get<bool>()) {
+      EXPECT_FALSE(d["reason"].get<std::string>().empty());
+    }
   }
   EXPECT_TRUE(cpu);
 }
@@ -198,6 +200,17 @@ TEST(Cli, EmitPrintsTheTileProgramForASimTarget) {
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("mma"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("load"), std::string::npos) << r.out;
+}
+
+TEST(Cli, EmitPrintsEveryKernelOfAGraph) {
+  Result r = anychip(std::string("emit --target sim:npu-ue8m0 --graph ") + ANYCHIP_SOURCE_DIR +
+                     "/examples/deepseek_moe_prefill.acir");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  for (const char* kernel : {"// moe_topk %", "// moe_plan %", "// gemm_fp8_grouped %", "// moe_combine %"})
+    EXPECT_NE(r.out.find(kernel), std::string::npos) << kernel;
+  Result op = anychip("emit --target sim:npu-ue8m0 --op moe_plan --m 4 --n 16");
+  EXPECT_EQ(op.exit_code, 1);
+  EXPECT_NE(op.out.find("write the graph in a .acir file (emit --graph FILE)"), std::string::npos) << op.out;
 }
 
 TEST(Cli, ConformanceOnOneDeviceReportsEveryCase) {

@@ -315,10 +315,12 @@ int main(int argc, char** argv) {
   for (const char* required : {"--heads", "--seq-q", "--seq-kv", "--head-dim"}) attention->get_option(required)->required();
 
   OpFlags emit_flags;
-  std::string emit_target, emit_format = "source", emit_out;
-  auto* emit = app.add_subcommand("emit", "print the kernel anychip generates for one op on a target");
+  std::string emit_target, emit_format = "source", emit_out, emit_graph;
+  auto* emit = app.add_subcommand("emit", "print the kernels anychip generates for one op, or a graph, on a target");
   emit->add_option("--target", emit_target, "device string, e.g. sim:npu-ue8m0, cpu")->required();
-  emit->add_option("--op", emit_flags.op, "gemm_fp8, gemm, attention, rmsnorm, silu_mul, add, quantize_fp8, dequantize")->required();
+  auto* emit_op = emit->add_option("--op", emit_flags.op, "one op from shape flags: gemm_fp8, gemm, attention, rmsnorm, silu_mul, add, quantize_fp8, dequantize");
+  auto* emit_file = emit->add_option("--graph", emit_graph, "every kernel of this .acir graph (any op)");
+  emit_op->excludes(emit_file);
   emit->add_option("--format", emit_format, "source, or the target's own (ptx, cubin)");
   emit->add_option("--out", emit_out, "write to this file instead of stdout");
   add_shape_flags(emit, emit_flags, true);
@@ -352,7 +354,7 @@ int main(int argc, char** argv) {
     if (*gemm) return cmd_bench(gemm_flags, gemm_opt);
     if (*attention) return cmd_bench(att_flags, att_opt);
     if (*emit) {
-      ac::ir::Graph g = op_graph(emit_flags);
+      ac::ir::Graph g = emit_graph.empty() ? op_graph(emit_flags) : ac::ir::parse_file(emit_graph);
       std::string text = ac::emit(g, ac::Device::open(emit_target), emit_format);
       if (emit_out.empty()) {
         std::cout << text;

@@ -67,6 +67,20 @@ ir::Graph op_graph(const OpFlags& f) {
       break;
     case ir::OpKind::reshape:
       throw Error(ErrorCode::InvalidArgument, "--op reshape is a view: it has no kernel");
+    case ir::OpKind::rope:
+    case ir::OpKind::slice:
+    case ir::OpKind::concat:
+    case ir::OpKind::moe_topk:
+    case ir::OpKind::moe_weights:
+    case ir::OpKind::moe_plan:
+    case ir::OpKind::moe_gather:
+    case ir::OpKind::gemm_fp8_grouped:
+    case ir::OpKind::moe_combine:
+      // Their index operands (positions, experts, plans) must hold valid values, which
+      // random inputs from shape flags do not: they come from a graph.
+      throw Error(ErrorCode::InvalidArgument, "--op " + f.op +
+                                                  " takes index operands that shape flags cannot describe; "
+                                                  "write the graph in a .acir file (emit --graph FILE)");
   }
   return g;
 }
