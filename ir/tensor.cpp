@@ -182,7 +182,7 @@ HostTensor HostTensor::poisoned(const TensorType& t) {
   HostTensor h(t);
   // All-ones bytes are NaN for every float type; for i32 they would read -1, which index
   // operands use (a padding row), so i32 gets 0x7F7F7F7F, out of range for any index.
-  std::fill(h.data.begin(), h.data.end(), std::byte{t.dtype == DType::i32 ? 0x7F : 0xFF});
+  std::fill(h.data.begin(), h.data.end(), static_cast<std::byte>(t.dtype == DType::i32 ? 0x7F : 0xFF));
   std::fill(h.scales.begin(), h.scales.end(), std::byte{0xFF});
   return h;
 }

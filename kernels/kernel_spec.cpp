@@ -30,7 +30,10 @@ class Line {
   }
   Line& field(std::string_view key, const Shape& s) {
     std::string text;
-    for (std::size_t i = 0; i < s.size(); ++i) text += (i ? "x" : "") + std::to_string(s[i]);
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      if (i) text += 'x';
+      text += std::to_string(s[i]);
+    }
     return put(key, text);
   }
   Line& field(std::string_view key, const TileConfig& t) {

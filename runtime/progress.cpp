@@ -91,7 +91,11 @@ void Progress::draw() {
   std::string line = prefix_;
   if (total_ > 0) {
     if (!line.empty()) line += ' ';
-    line += "[" + std::to_string(done_) + "/" + std::to_string(total_) + "]";
+    line += '[';
+    line += std::to_string(done_);
+    line += '/';
+    line += std::to_string(total_);
+    line += ']';
   }
   if (!what.empty()) {
     if (!line.empty()) line += ' ';

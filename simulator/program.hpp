@@ -73,7 +73,7 @@ struct LoadIndex {
 struct Load {
   Region src;
   Addr dst;
-  std::optional<LoadIndex> index;
+  std::optional<LoadIndex> index = std::nullopt;
 };
 
 // DMA out: dense rows at src (Spm or Acc) -> Hbm region.

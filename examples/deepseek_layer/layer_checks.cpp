@@ -36,7 +36,10 @@ std::set<int> experts_of(const HostTensor& experts, std::int64_t row) {
 
 std::string set_str(const std::set<int>& s) {
   std::string r = "{";
-  for (int e : s) r += (r.size() > 1 ? "," : "") + std::to_string(e);
+  for (int e : s) {
+    if (r.size() > 1) r += ',';
+    r += std::to_string(e);
+  }
   return r + "}";
 }
 

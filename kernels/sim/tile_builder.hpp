@@ -67,7 +67,7 @@ class Emitter {
 
   // dense rows at dst <- Hbm rows x row_bytes, row r at hbm + r * stride.
   void load(Addr dst, std::int64_t hbm, std::int64_t rows, std::int64_t row_bytes, std::int64_t stride) {
-    p_.instrs.push_back(Load{Region{{Space::Hbm, hbm}, rows, row_bytes, stride}, dst});
+    p_.instrs.push_back(Load{Region{{Space::Hbm, hbm}, rows, row_bytes, stride}, dst, std::nullopt});
   }
   // The same with data-dependent addressing (simulator/program.hpp, LoadIndex).
   void load(Addr dst, std::int64_t hbm, std::int64_t rows, std::int64_t row_bytes, std::int64_t stride,

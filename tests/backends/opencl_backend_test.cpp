@@ -406,9 +406,10 @@ HostTensor run_grouped(const Device& device, const GroupedCase& c, std::uint64_t
                             device.upload(HostTensor::encode(g.value(g.inputs()[2]).type, group), s)};
   std::vector<Tensor> out = {device.upload(HostTensor::poisoned(g.value(g.outputs()[0]).type), s)};
   exe.run(s, in, out);
-  if (check)
+  if (check) {
     for (const KernelCheck& k : exe.check_last_run(s))
       EXPECT_TRUE(k.ok) << k.label << ": rel_err " << k.rel_err << " > " << k.tolerance;
+  }
   return out[0].download(s);
 }
 
@@ -697,8 +698,12 @@ TEST(OpenClKernels, GroupedGemmTilesHoldOneGroupOfTheContiguousLayout) {
       // few-rows kernel, all of K staged; the others the tallest tile of 16-row blocks.
       if (target.wide_work_items) {
         EXPECT_EQ(spec.tiles.k == 7168, align <= 16 || align % 16 != 0);
-        if (align == 48 || align == 128) EXPECT_EQ(spec.tiles.m, align);
-        if (align == 384) EXPECT_EQ(spec.tiles.m, 192);
+        if (align == 48 || align == 128) {
+          EXPECT_EQ(spec.tiles.m, align);
+        }
+        if (align == 384) {
+          EXPECT_EQ(spec.tiles.m, 192);
+        }
       }
       spec.tiles.m = 2 * static_cast<int>(align);
       const std::string why = kernels::opencl::check(spec, target);

@@ -291,9 +291,10 @@ TEST(SimMoe, GroupedGemmWritesZeroForPaddingRowsWhateverAHolds) {
       const HostTensor out = expect_matches_reference(c, sim::choose_tiles(c.problem, chip), chip);
       const std::vector<double> v = out.values();
       for (std::int64_t row = 0; row < r.rows; ++row)
-        if (group[static_cast<std::size_t>(row)] < 0)
+        if (group[static_cast<std::size_t>(row)] < 0) {
           for (std::int64_t col = 0; col < 128; ++col)
             ASSERT_EQ(v[static_cast<std::size_t>(row * 128 + col)], 0.0) << preset << " row " << row << " col " << col;
+        }
     }
   }
 }
