@@ -11,7 +11,9 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <limits>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <unordered_map>
@@ -123,7 +125,8 @@ struct TooDeep {};
 
 // Parses the header text, rejecting duplicate keys (nlohmann::json keeps the last of
 // them silently) and nesting deeper than kMaxJsonDepth.
-json parse_json(std::string_view text, const std::string& file) {
+json parse_json(std::string_view text, const std::string& file,
+                const std::string& what = "header") {
   struct Level {
     std::unordered_set<std::string> keys;
     std::string key;  // the latest key read at this level
@@ -161,15 +164,15 @@ json parse_json(std::string_view text, const std::string& file) {
                        /*ignore_comments=*/false);
   } catch (const DuplicateKey& d) {
     if (d.top_level)
-      fail(ErrorCode::ParseError, file + ": header has the key " + quote_name(d.key) +
+      fail(ErrorCode::ParseError, file + ": " + what + " has the key " + quote_name(d.key) +
                                       " twice (tensor names must be unique)");
     fail(ErrorCode::ParseError,
-         file + ": header has the key " + quote_name(d.key) + " twice in " + quote_name(d.parent));
+         file + ": " + what + " has the key " + quote_name(d.key) + " twice in " + quote_name(d.parent));
   } catch (const TooDeep&) {
     fail(ErrorCode::ParseError,
-         file + ": header nests JSON deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+         file + ": " + what + " nests JSON deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   } catch (const json::exception& e) {
-    fail(ErrorCode::ParseError, file + ": header is not valid JSON: " + e.what());
+    fail(ErrorCode::ParseError, file + ": " + what + " is not valid JSON: " + e.what());
   }
 }
 
@@ -262,6 +265,24 @@ std::optional<std::uint8_t> exact_ue8m0(float s) {
   const std::uint8_t code = float_to_ue8m0(s, Rounding::NearestEven, Saturation::None);
   if (code == 0xFF || ue8m0_to_float(code) != s) return std::nullopt;
   return code;
+}
+
+// InvalidArgument for a lookup of a missing tensor, suggesting the closest names.
+[[noreturn]] void fail_no_tensor(const std::string& where, std::string_view tensor,
+                                 const std::vector<std::string>& names, const char* holder) {
+  std::string message = where + ": no tensor " + quote_name(tensor);
+  if (names.empty())
+    fail(ErrorCode::InvalidArgument, message + "; " + holder + " holds no tensors");
+  std::vector<std::pair<std::size_t, const std::string*>> near;
+  for (const auto& n : names) near.emplace_back(edit_distance(tensor, n), &n);
+  const std::size_t shown = std::min<std::size_t>(3, near.size());
+  std::partial_sort(near.begin(), near.begin() + static_cast<std::ptrdiff_t>(shown), near.end(),
+                    [](const auto& a, const auto& b) {
+                      return std::tie(a.first, *a.second) < std::tie(b.first, *b.second);
+                    });
+  message += "; the closest names are ";
+  for (std::size_t i = 0; i < shown; ++i) message += (i ? ", " : "") + quote_name(*near[i].second);
+  fail(ErrorCode::InvalidArgument, message);
 }
 
 }  // namespace
@@ -447,19 +468,14 @@ const SafetensorsEntry* SafetensorsFile::find(std::string_view tensor) const {
 
 const SafetensorsEntry& SafetensorsFile::at(std::string_view tensor) const {
   if (const auto* e = find(tensor)) return *e;
-  std::string message = impl_->name + ": no tensor " + quote_name(tensor);
-  if (impl_->entries.empty())
-    fail(ErrorCode::InvalidArgument, message + "; the file holds no tensors");
-  std::vector<std::pair<std::size_t, const std::string*>> near;
-  for (const auto& e : impl_->entries) near.emplace_back(edit_distance(tensor, e.name), &e.name);
-  const std::size_t shown = std::min<std::size_t>(3, near.size());
-  std::partial_sort(near.begin(), near.begin() + static_cast<std::ptrdiff_t>(shown), near.end(),
-                    [](const auto& a, const auto& b) {
-                      return std::tie(a.first, *a.second) < std::tie(b.first, *b.second);
-                    });
-  message += "; the closest names are ";
-  for (std::size_t i = 0; i < shown; ++i) message += (i ? ", " : "") + quote_name(*near[i].second);
-  fail(ErrorCode::InvalidArgument, message);
+  fail_no_tensor(impl_->name, tensor, tensor_names(), "the file");
+}
+
+std::vector<std::string> SafetensorsFile::tensor_names() const {
+  std::vector<std::string> names;
+  names.reserve(impl_->entries.size());
+  for (const auto& e : impl_->entries) names.push_back(e.name);
+  return names;
 }
 
 std::span<const std::byte> SafetensorsFile::bytes(std::string_view tensor) const {
@@ -484,7 +500,7 @@ HostTensor SafetensorsFile::load(std::string_view tensor) const {
   return h;
 }
 
-HostTensor load_fp8_weight(const SafetensorsFile& file, std::string_view prefix,
+HostTensor load_fp8_weight(const SafetensorsSource& file, std::string_view prefix,
                            DType scale_dtype) {
   if (!is_scale_dtype(scale_dtype))
     fail(ErrorCode::InvalidArgument, "load_fp8_weight: scale_dtype must be f32 or ue8m0, not " +
@@ -547,6 +563,214 @@ HostTensor load_fp8_weight(const SafetensorsFile& file, std::string_view prefix,
 }
 
 // ---------------------------------------------------------------------------------------
+// Sharded checkpoints
+
+namespace {
+
+// A shard path of an index must stay inside the index's directory.
+void check_shard_path(const std::string& index, const std::string& tensor,
+                      const std::string& shard) {
+  const std::string where = index + ": weight_map " + quote_name(tensor) + " -> " +
+                            quote_name(shard);
+  if (shard.empty()) fail(ErrorCode::ParseError, where + ": the shard path is empty");
+  const std::filesystem::path p(shard);
+  if (p.is_absolute() || p.has_root_name() || p.has_root_directory())
+    fail(ErrorCode::ParseError,
+         where + ": the shard path is absolute; shards must lie in the index's directory");
+  for (const auto& part : p)
+    if (part == "..")
+      fail(ErrorCode::ParseError,
+           where + ": the shard path contains \"..\"; shards must lie in the index's directory");
+}
+
+std::string read_text_file(const std::filesystem::path& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) fail(ErrorCode::IoError, path.string() + ": cannot open: " + errno_text());
+  std::string text;
+  char buf[65536];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  const bool bad = std::ferror(f);
+  std::fclose(f);
+  if (bad) fail(ErrorCode::IoError, path.string() + ": cannot read");
+  return text;
+}
+
+}  // namespace
+
+struct SafetensorsCheckpoint::Impl {
+  struct Shard {
+    std::filesystem::path path;
+    std::string relative;  // as the index spells it
+    std::unique_ptr<SafetensorsFile> file;  // null until first needed
+  };
+  std::string name;                        // the index, or the single file
+  std::vector<Shard> shards;               // sorted by relative path
+  std::map<std::string, std::size_t, std::less<>> shard_of;  // tensor -> shard
+  std::mutex open_mutex;                   // guards Shard::file
+
+  // The shard, opened and checked against the map on first use.
+  const SafetensorsFile& file(std::size_t i) {
+    std::lock_guard<std::mutex> lock(open_mutex);
+    Shard& s = shards[i];
+    if (s.file) return *s.file;
+    auto f = std::make_unique<SafetensorsFile>(SafetensorsFile::open(s.path));
+    for (const auto& e : f->tensors()) {
+      auto it = shard_of.find(e.name);
+      if (it == shard_of.end())
+        fail(ErrorCode::ParseError, name + ": tensor " + quote_name(e.name) + " is in shard " +
+                                        quote_name(s.relative) +
+                                        " but the weight_map does not list it");
+      if (it->second != i)
+        fail(ErrorCode::ParseError,
+             name + ": tensor " + quote_name(e.name) + " is in shard " + quote_name(s.relative) +
+                 " but the weight_map maps it to " + quote_name(shards[it->second].relative) +
+                 " (one of the two would be silently ignored)");
+    }
+    for (const auto& [tensor, shard] : shard_of)
+      if (shard == i && !f->find(tensor))
+        fail(ErrorCode::ParseError, name + ": the weight_map maps tensor " + quote_name(tensor) +
+                                        " to shard " + quote_name(s.relative) +
+                                        ", which does not hold it");
+    s.file = std::move(f);
+    return *s.file;
+  }
+  const SafetensorsFile* file_of(std::string_view tensor) {
+    auto it = shard_of.find(tensor);
+    return it == shard_of.end() ? nullptr : &file(it->second);
+  }
+
+  static std::unique_ptr<Impl> single(const std::filesystem::path& path);
+  static std::unique_ptr<Impl> index(const std::filesystem::path& path);
+};
+
+std::unique_ptr<SafetensorsCheckpoint::Impl> SafetensorsCheckpoint::Impl::single(
+    const std::filesystem::path& path) {
+  auto impl = std::make_unique<Impl>();
+  impl->name = path.string();
+  auto file = std::make_unique<SafetensorsFile>(SafetensorsFile::open(path));
+  for (const auto& e : file->tensors()) impl->shard_of.emplace(e.name, 0);
+  impl->shards.push_back(Shard{path, path.filename().string(), std::move(file)});
+  return impl;
+}
+
+std::unique_ptr<SafetensorsCheckpoint::Impl> SafetensorsCheckpoint::Impl::index(
+    const std::filesystem::path& path) {
+  auto impl = std::make_unique<Impl>();
+  const std::string& name = impl->name = path.string();
+  const std::string text = read_text_file(path);
+  const json root = parse_json(text, name, "index");
+  if (!root.is_object())
+    fail(ErrorCode::ParseError, name + ": an index must be a JSON object, not " + json_type(root));
+  for (const auto& [key, _] : root.items())
+    if (key != "metadata" && key != "weight_map")
+      fail(ErrorCode::ParseError, name + ": unknown key " + quote_name(key) +
+                                      " (an index holds metadata and weight_map)");
+  if (root.contains("metadata")) {
+    const json& m = root["metadata"];
+    if (!m.is_object())
+      fail(ErrorCode::ParseError, name + ": metadata must be an object, not " + json_type(m));
+    if (m.contains("total_size") && !as_count(m["total_size"]))
+      fail(ErrorCode::ParseError, name + ": metadata.total_size must be a non-negative integer, not " +
+                                      json_type(m["total_size"]));
+  }
+  if (!root.contains("weight_map"))
+    fail(ErrorCode::ParseError,
+         name + ": missing \"weight_map\" (the object of tensor name -> shard file)");
+  const json& map = root["weight_map"];
+  if (!map.is_object())
+    fail(ErrorCode::ParseError, name + ": weight_map must be an object, not " + json_type(map));
+
+  std::map<std::string, std::vector<std::string>> by_shard;  // shard -> its tensors
+  for (const auto& [tensor, shard] : map.items()) {
+    if (!shard.is_string())
+      fail(ErrorCode::ParseError, name + ": weight_map " + quote_name(tensor) +
+                                      " must be a shard file name (a string), not " +
+                                      json_type(shard));
+    const auto& s = shard.get_ref<const std::string&>();
+    check_shard_path(name, tensor, s);
+    by_shard[s].push_back(tensor);
+  }
+  const std::filesystem::path dir = path.parent_path();
+  for (auto& [relative, tensors] : by_shard) {
+    const std::filesystem::path shard_path = dir / relative;
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(shard_path, ec))
+      fail(ErrorCode::IoError,
+           name + ": shard " + quote_name(relative) + " (holding " + quote_name(tensors.front()) +
+               (tensors.size() > 1 ? " and " + std::to_string(tensors.size() - 1) + " more" : "") +
+               ") does not exist as a file: " + shard_path.string());
+    const std::size_t i = impl->shards.size();
+    for (auto& t : tensors) impl->shard_of.emplace(std::move(t), i);
+    impl->shards.push_back(Shard{shard_path, relative, nullptr});
+  }
+  return impl;
+}
+
+SafetensorsCheckpoint::SafetensorsCheckpoint(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SafetensorsCheckpoint::SafetensorsCheckpoint(SafetensorsCheckpoint&&) noexcept = default;
+SafetensorsCheckpoint& SafetensorsCheckpoint::operator=(SafetensorsCheckpoint&&) noexcept = default;
+SafetensorsCheckpoint::~SafetensorsCheckpoint() = default;
+
+SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::filesystem::path& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(path, ec)) {
+    if (path.extension() == ".json") return SafetensorsCheckpoint(Impl::index(path));
+    return SafetensorsCheckpoint(Impl::single(path));
+  }
+  const fs::path index = path / kSafetensorsIndexName;
+  if (fs::exists(index, ec)) return SafetensorsCheckpoint(Impl::index(index));
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(path, ec))
+    if (entry.path().extension() == ".safetensors") files.push_back(entry.path());
+  if (ec) fail(ErrorCode::IoError, path.string() + ": cannot list the directory: " + ec.message());
+  if (files.size() != 1)
+    fail(ErrorCode::InvalidArgument,
+         path.string() + ": a checkpoint directory holds " + std::string(kSafetensorsIndexName) +
+             " or exactly one .safetensors file; this one has no index and " +
+             std::to_string(files.size()) + " .safetensors files");
+  return SafetensorsCheckpoint(Impl::single(files.front()));
+}
+
+const std::string& SafetensorsCheckpoint::name() const { return impl_->name; }
+
+std::vector<std::filesystem::path> SafetensorsCheckpoint::shard_paths() const {
+  std::vector<std::filesystem::path> paths;
+  for (const auto& s : impl_->shards) paths.push_back(s.path);
+  return paths;
+}
+
+const SafetensorsFile& SafetensorsCheckpoint::shard_of(std::string_view tensor) const {
+  if (const SafetensorsFile* f = impl_->file_of(tensor)) return *f;
+  fail_no_tensor(impl_->name, tensor, tensor_names(), "the checkpoint");
+}
+
+std::vector<std::string> SafetensorsCheckpoint::tensor_names() const {
+  std::vector<std::string> names;
+  names.reserve(impl_->shard_of.size());
+  for (const auto& [n, _] : impl_->shard_of) names.push_back(n);
+  return names;
+}
+
+const SafetensorsEntry* SafetensorsCheckpoint::find(std::string_view tensor) const {
+  const SafetensorsFile* f = impl_->file_of(tensor);
+  return f ? f->find(tensor) : nullptr;
+}
+
+const SafetensorsEntry& SafetensorsCheckpoint::at(std::string_view tensor) const {
+  return shard_of(tensor).at(tensor);
+}
+
+std::span<const std::byte> SafetensorsCheckpoint::bytes(std::string_view tensor) const {
+  return shard_of(tensor).bytes(tensor);
+}
+
+HostTensor SafetensorsCheckpoint::load(std::string_view tensor) const {
+  return shard_of(tensor).load(tensor);
+}
+
+// ---------------------------------------------------------------------------------------
 // Writing
 
 namespace {
@@ -571,6 +795,45 @@ void write_all(int fd, const void* p, std::size_t n, const std::string& path) {
     if (w < 0) fail(ErrorCode::IoError, path + ": cannot write: " + errno_text());
     b += w;
     n -= static_cast<std::size_t>(w);
+  }
+}
+
+// Writes `path` through `body` into a temporary file beside it, flushed to disk, then
+// renamed over it, so that `path` never names a partly written file.
+void write_atomically(const std::filesystem::path& path,
+                      const std::function<void(int fd, const std::string& tmp)>& body) {
+  const std::string target = path.string();
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  char suffix[40];
+  std::snprintf(suffix, sizeof suffix, ".tmp.%ld.%016llx", static_cast<long>(::getpid()),
+                static_cast<unsigned long long>(rng()));
+  const std::string tmp = target + suffix;
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  if (fd < 0) fail(ErrorCode::IoError, target + ": cannot create " + tmp + ": " + errno_text());
+  bool open = true;
+  try {
+    body(fd, tmp);
+    // On disk before the rename, so that a crash leaves the old file or the whole new one.
+    if (::fsync(fd) != 0) fail(ErrorCode::IoError, tmp + ": cannot flush to disk: " + errno_text());
+    open = false;
+    if (::close(fd) != 0) fail(ErrorCode::IoError, tmp + ": cannot close: " + errno_text());
+  } catch (...) {
+    if (open) ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  if (std::rename(tmp.c_str(), target.c_str()) != 0) {
+    const std::string why = errno_text();
+    ::unlink(tmp.c_str());
+    fail(ErrorCode::IoError, target + ": cannot rename " + tmp + " into place: " + why);
+  }
+  // Make the rename itself durable; a failure here loses no data, so it is not an error.
+  std::filesystem::path dir = path.parent_path();
+  if (dir.empty()) dir = ".";
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
   }
 }
 
@@ -655,16 +918,7 @@ std::vector<std::byte> SafetensorsWriter::serialize() const {
 
 void SafetensorsWriter::write(const std::filesystem::path& path) const {
   const Layout layout = this->layout();
-  const std::string target = path.string();
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  char suffix[40];
-  std::snprintf(suffix, sizeof suffix, ".tmp.%ld.%016llx", static_cast<long>(::getpid()),
-                static_cast<unsigned long long>(rng()));
-  const std::string tmp = target + suffix;
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-  if (fd < 0) fail(ErrorCode::IoError, target + ": cannot create " + tmp + ": " + errno_text());
-  bool open = true;
-  try {
+  write_atomically(path, [&](int fd, const std::string& tmp) {
     unsigned char size_field[kSizeFieldBytes];
     const std::uint64_t n = layout.header.size();
     for (std::size_t i = 0; i < kSizeFieldBytes; ++i)
@@ -672,28 +926,7 @@ void SafetensorsWriter::write(const std::filesystem::path& path) const {
     write_all(fd, size_field, sizeof size_field, tmp);
     write_all(fd, layout.header.data(), layout.header.size(), tmp);
     for (const auto* b : layout.buffers) write_all(fd, b->data(), b->size(), tmp);
-    // On disk before the rename, so that a crash leaves the old file or the whole new one.
-    if (::fsync(fd) != 0) fail(ErrorCode::IoError, tmp + ": cannot flush to disk: " + errno_text());
-    open = false;
-    if (::close(fd) != 0) fail(ErrorCode::IoError, tmp + ": cannot close: " + errno_text());
-  } catch (...) {
-    if (open) ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  if (std::rename(tmp.c_str(), target.c_str()) != 0) {
-    const std::string why = errno_text();
-    ::unlink(tmp.c_str());
-    fail(ErrorCode::IoError, target + ": cannot rename " + tmp + " into place: " + why);
-  }
-  // Make the rename itself durable; a failure here loses no data, so it is not an error.
-  std::filesystem::path dir = path.parent_path();
-  if (dir.empty()) dir = ".";
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  });
 }
 
 // Lays the tensors out (largest elements first, then by name) and renders the header.
@@ -730,6 +963,65 @@ SafetensorsWriter::Layout SafetensorsWriter::layout() const {
          "safetensors writer: the header would be " + std::to_string(layout.header.size()) +
              " bytes, over the format's limit of " + std::to_string(kSafetensorsMaxHeaderBytes));
   return layout;
+}
+
+// ---------------------------------------------------------------------------------------
+// Writing a sharded checkpoint
+
+SafetensorsShardedWriter::SafetensorsShardedWriter(std::size_t shard_count) {
+  if (shard_count < 1 || shard_count > 99999)
+    fail(ErrorCode::InvalidArgument,
+         "safetensors sharded writer: " + std::to_string(shard_count) +
+             " shards; a checkpoint has 1 to 99999 (the file names count them in five digits)");
+  shards_.resize(shard_count);
+}
+
+SafetensorsWriter& SafetensorsShardedWriter::shard(std::size_t i) {
+  if (i >= shards_.size())
+    fail(ErrorCode::InvalidArgument, "safetensors sharded writer: shard " + std::to_string(i) +
+                                         " of " + std::to_string(shards_.size()) +
+                                         " (shards count from 0)");
+  return shards_[i];
+}
+
+std::string SafetensorsShardedWriter::shard_file_name(std::size_t i) const {
+  char name[64];
+  std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", i + 1, shards_.size());
+  return name;
+}
+
+void SafetensorsShardedWriter::write(const std::filesystem::path& dir) const {
+  json map = json::object();
+  std::uint64_t total = 0;
+  for (std::size_t i = 0; i < shards_.size(); ++i) {
+    // The index would not name an empty shard, leaving a stray file beside it.
+    if (shards_[i].pending_.empty())
+      fail(ErrorCode::InvalidArgument, "safetensors sharded writer: shard " + std::to_string(i) +
+                                           " (" + shard_file_name(i) + ") holds no tensors");
+    for (const auto& [name, p] : shards_[i].pending_) {
+      if (map.contains(name))
+        fail(ErrorCode::InvalidArgument,
+             "safetensors sharded writer: tensor " + quote_name(name) + " is in both " +
+                 quote_name(map[name].get<std::string>()) + " and " +
+                 quote_name(shard_file_name(i)) + "; a tensor lives in one shard");
+      map[name] = shard_file_name(i);
+      total += p.bytes.size();
+    }
+  }
+  std::string text;
+  try {
+    text = json{{"metadata", {{"total_size", total}}}, {"weight_map", map}}.dump(2) + "\n";
+  } catch (const json::exception& e) {
+    fail(ErrorCode::InvalidArgument,
+         std::string("safetensors sharded writer: a tensor name is not valid UTF-8: ") + e.what());
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) fail(ErrorCode::IoError, dir.string() + ": cannot create the directory: " + ec.message());
+  for (std::size_t i = 0; i < shards_.size(); ++i) shards_[i].write(dir / shard_file_name(i));
+  write_atomically(dir / kSafetensorsIndexName, [&](int fd, const std::string& tmp) {
+    write_all(fd, text.data(), text.size(), tmp);
+  });
 }
 
 }  // namespace anychip

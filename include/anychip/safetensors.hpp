@@ -36,9 +36,27 @@
 // holds one is corrupt or was made by something else, so loading says where, rather than
 // computing garbage.
 //
+// Sharded checkpoints (as Hugging Face ships large models: DeepSeek-V3 is 163 files
+// model-000NN-of-00163.safetensors) add an index, model.safetensors.index.json =
+// {"metadata": {"total_size": N, ...}, "weight_map": {"<tensor>": "<shard file>", ...}}.
+// SafetensorsCheckpoint reads one; its rules (ParseError unless said otherwise, each message
+// naming the index, the tensor and the rule):
+//   - the index is one JSON object with no duplicate key, holding "weight_map" (an object
+//     of tensor name -> string) and optionally "metadata" (an object; "total_size", when
+//     present, a non-negative integer); no other key;
+//   - a shard path is relative, non-empty and has no ".." component: an index must not
+//     reach outside its directory;
+//   - every shard the map names exists as a regular file (IoError), checked at open;
+//   - when a shard is opened (lazily, on the first lookup of one of its tensors, and once),
+//     it holds every tensor the map assigns to it, and every tensor it holds is mapped to
+//     it: a tensor in a shard but mapped to another (or to none) is an error, as it would
+//     be silently shadowed or lost.
+//
 // Threads: a SafetensorsFile is immutable once opened; its const methods may run
 // concurrently. It maps the file, which must not be truncated while it is open (as with
-// any mapped file, the reads would then fault). A SafetensorsWriter is used by one thread.
+// any mapped file, the reads would then fault). A SafetensorsCheckpoint's const methods may
+// run concurrently too (opening a shard takes a lock). A SafetensorsWriter or
+// SafetensorsShardedWriter is used by one thread.
 #pragma once
 
 #include <cstddef>
@@ -79,7 +97,28 @@ struct SafetensorsEntry {
   std::uint64_t begin = 0, end = 0;  // data_offsets: bytes [begin, end) of the buffer
 };
 
-class SafetensorsFile {
+// What the loaders need of a checkpoint, whether one file or a sharded set: tensors by
+// name. load_fp8_weight takes one, so that a weight and its scale may sit in different
+// shards.
+class SafetensorsSource {
+ public:
+  virtual ~SafetensorsSource() = default;
+  // The file (or index) as messages spell it.
+  virtual const std::string& name() const = 0;
+  // Every tensor's name: a file's in buffer order, a sharded checkpoint's sorted.
+  virtual std::vector<std::string> tensor_names() const = 0;
+  // The entry of a tensor, or nullptr when there is none of that name.
+  virtual const SafetensorsEntry* find(std::string_view tensor) const = 0;
+  // The entry of a tensor; InvalidArgument when absent, listing the closest names.
+  virtual const SafetensorsEntry& at(std::string_view tensor) const = 0;
+  // A tensor's bytes, as stored; valid while this object lives.
+  virtual std::span<const std::byte> bytes(std::string_view tensor) const = 0;
+  // A tensor as a HostTensor of the same dtype and shape (unscaled). Unsupported when
+  // anychip has no dtype for it (U8, F64, ...).
+  virtual HostTensor load(std::string_view tensor) const = 0;
+};
+
+class SafetensorsFile final : public SafetensorsSource {
  public:
   // Opens and validates a file (every rule above). The file is mapped read-only, or read
   // into memory where it cannot be mapped. Throws IoError when it cannot be opened or
@@ -90,22 +129,18 @@ class SafetensorsFile {
 
   SafetensorsFile(SafetensorsFile&&) noexcept;
   SafetensorsFile& operator=(SafetensorsFile&&) noexcept;
-  ~SafetensorsFile();
+  ~SafetensorsFile() override;
 
   // The path (or the name given to from_bytes), as messages spell it.
-  const std::string& name() const;
+  const std::string& name() const override;
   const std::map<std::string, std::string>& metadata() const;
   // Every tensor, in buffer order.
   const std::vector<SafetensorsEntry>& tensors() const;
-  // The entry of a tensor, or nullptr when the file has none of that name.
-  const SafetensorsEntry* find(std::string_view tensor) const;
-  // The entry of a tensor; InvalidArgument when absent, listing the closest names.
-  const SafetensorsEntry& at(std::string_view tensor) const;
-  // A tensor's bytes, as stored; valid while this object lives.
-  std::span<const std::byte> bytes(std::string_view tensor) const;
-  // A tensor as a HostTensor of the same dtype and shape (unscaled). Unsupported when
-  // anychip has no dtype for it (U8, F64, ...).
-  HostTensor load(std::string_view tensor) const;
+  std::vector<std::string> tensor_names() const override;
+  const SafetensorsEntry* find(std::string_view tensor) const override;
+  const SafetensorsEntry& at(std::string_view tensor) const override;
+  std::span<const std::byte> bytes(std::string_view tensor) const override;
+  HostTensor load(std::string_view tensor) const override;
 
  private:
   struct Impl;
@@ -121,8 +156,45 @@ class SafetensorsFile {
 // never a rounding. Throws InvalidArgument when the file has no `<prefix>.weight`,
 // ParseError when the pair breaks the layout (no scale tensor, a wrong dtype or shape,
 // a scale that is not finite and positive).
-HostTensor load_fp8_weight(const SafetensorsFile& file, std::string_view prefix,
+// The two tensors may come from different shards of a checkpoint.
+HostTensor load_fp8_weight(const SafetensorsSource& file, std::string_view prefix,
                            DType scale_dtype = DType::f32);
+
+// A checkpoint of one safetensors file or of shards listed by an index (the rules above).
+class SafetensorsCheckpoint final : public SafetensorsSource {
+ public:
+  // `path` is a .safetensors file, an index (a path ending in .json), or a directory that
+  // holds model.safetensors.index.json or else exactly one .safetensors file. The index is
+  // read and every shard's existence checked now; shards are mapped when first needed.
+  // IoError when something cannot be read or does not exist, ParseError when the index
+  // breaks a rule, InvalidArgument for a directory with no checkpoint or an ambiguous one.
+  static SafetensorsCheckpoint open(const std::filesystem::path& path);
+
+  SafetensorsCheckpoint(SafetensorsCheckpoint&&) noexcept;
+  SafetensorsCheckpoint& operator=(SafetensorsCheckpoint&&) noexcept;
+  ~SafetensorsCheckpoint() override;
+
+  // The index path, or the single file's.
+  const std::string& name() const override;
+  // The shard files, as the index names them resolved against its directory (sorted).
+  std::vector<std::filesystem::path> shard_paths() const;
+  // The shard holding a tensor, opened (and checked against the map) if it was not yet;
+  // InvalidArgument when the checkpoint has no such tensor.
+  const SafetensorsFile& shard_of(std::string_view tensor) const;
+  std::vector<std::string> tensor_names() const override;
+  // Opens the tensor's shard, which may throw as open() describes for shards.
+  const SafetensorsEntry* find(std::string_view tensor) const override;
+  const SafetensorsEntry& at(std::string_view tensor) const override;
+  std::span<const std::byte> bytes(std::string_view tensor) const override;
+  HostTensor load(std::string_view tensor) const override;
+
+ private:
+  struct Impl;
+  explicit SafetensorsCheckpoint(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+inline constexpr std::string_view kSafetensorsIndexName = "model.safetensors.index.json";
 
 // Builds a safetensors file from named HostTensors. The output is deterministic: tensors
 // are laid out by element size (largest first, so every tensor is aligned to its element
@@ -161,8 +233,30 @@ class SafetensorsWriter {
   };
   Layout layout() const;
   void add_entry(Pending entry);
+  friend class SafetensorsShardedWriter;
   std::map<std::string, std::string> metadata_;
   std::map<std::string, Pending, std::less<>> pending_;  // by name
+};
+
+// Builds a sharded checkpoint: the caller places each tensor in a shard, and write() lays
+// out the files as Hugging Face does.
+class SafetensorsShardedWriter {
+ public:
+  // InvalidArgument unless 1 <= shard_count <= 99999 (the five digits of the file names).
+  explicit SafetensorsShardedWriter(std::size_t shard_count);
+  std::size_t shard_count() const { return shards_.size(); }
+  // Shard i (0-based); InvalidArgument when out of range.
+  SafetensorsWriter& shard(std::size_t i);
+  // The file name of shard i: model-<i+1>-of-<n>.safetensors, both five digits.
+  std::string shard_file_name(std::size_t i) const;
+  // Writes every shard and then kSafetensorsIndexName into `dir` (created if missing),
+  // each file atomically (SafetensorsWriter::write), the index last so that it never
+  // names a shard not yet on disk. metadata.total_size is the sum of the tensors' bytes.
+  // InvalidArgument when a tensor name is in two shards, IoError on failure.
+  void write(const std::filesystem::path& dir) const;
+
+ private:
+  std::vector<SafetensorsWriter> shards_;
 };
 
 }  // namespace anychip
