@@ -165,7 +165,8 @@ json parse_json(std::string_view text, const std::string& file,
   } catch (const DuplicateKey& d) {
     if (d.top_level)
       fail(ErrorCode::ParseError, file + ": " + what + " has the key " + quote_name(d.key) +
-                                      " twice (tensor names must be unique)");
+                                      (what == "header" ? " twice (tensor names must be unique)"
+                                                        : " twice"));
     fail(ErrorCode::ParseError,
          file + ": " + what + " has the key " + quote_name(d.key) + " twice in " + quote_name(d.parent));
   } catch (const TooDeep&) {

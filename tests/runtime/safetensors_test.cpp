@@ -930,4 +930,295 @@ TEST(SafetensorsFuzz, FlippedBufferBytesStillLoad) {
   use_everything(file);
 }
 
+// ---------------------------------------------------------------------------------------
+// Sharded checkpoints (model.safetensors.index.json + shards)
+
+const std::string kIndex(kSafetensorsIndexName);
+
+// An FP8 weight as the two plain tensors of the DeepSeek layout, so that a test can put
+// them in different shards.
+std::pair<HostTensor, HostTensor> weight_and_scale(const HostTensor& w) {
+  SafetensorsWriter one;
+  one.add_fp8_weight("w", w);
+  const auto file = SafetensorsFile::from_bytes(one.serialize(), "split");
+  return {file.load("w.weight"), file.load("w.weight_scale_inv")};
+}
+
+struct ThreeShards {
+  HostTensor a, b, norm, gate;
+};
+
+// Three shards: a's weight in the first and its scale in the second, b's weight in the
+// second and its scale in the third, as real checkpoints split layers across files.
+ThreeShards write_three_shards(const fs::path& dir, std::uint64_t seed) {
+  ThreeShards t{HostTensor::random(weight_type(300, 200, DType::f32), seed),
+                HostTensor::random(weight_type(256, 384, DType::ue8m0), seed + 1),
+                HostTensor::random(plain(DType::bf16, {200}), seed + 2),
+                HostTensor::random(plain(DType::f32, {8, 200}), seed + 3)};
+  auto [aw, as] = weight_and_scale(t.a);
+  auto [bw, bs] = weight_and_scale(t.b);
+  SafetensorsShardedWriter w(3);
+  w.shard(0).add("layer.a.weight", aw);
+  w.shard(0).add("layer.norm.weight", t.norm);
+  w.shard(1).add("layer.a.weight_scale_inv", as);
+  w.shard(1).add("layer.b.weight", bw);
+  w.shard(2).add("layer.b.weight_scale_inv", bs);
+  w.shard(2).add("layer.gate.weight", t.gate);
+  w.write(dir);
+  return t;
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+TEST(SafetensorsCheckpoint, RoundTripsThroughThreeShardsWithWeightsAndScalesApart) {
+  const std::uint64_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  const fs::path dir = fresh_dir("sharded");
+  const ThreeShards t = write_three_shards(dir, seed);
+
+  // The files and the index as Hugging Face lays them out.
+  for (const char* f : {"model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors",
+                        "model-00003-of-00003.safetensors"})
+    EXPECT_TRUE(fs::is_regular_file(dir / f)) << f;
+  std::size_t files = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir)) ++files;
+  EXPECT_EQ(files, 4u) << "a temporary file was left behind";
+  const std::string index = read_text(dir / kIndex);
+  EXPECT_NE(index.find("\"layer.a.weight_scale_inv\": \"model-00002-of-00003.safetensors\""),
+            std::string::npos)
+      << index;
+  const std::size_t total = t.a.data.size() + 4 * static_cast<std::size_t>(t.a.type.scale_count()) +
+                            t.b.data.size() + 4 * static_cast<std::size_t>(t.b.type.scale_count()) +
+                            t.norm.data.size() + t.gate.data.size();
+  EXPECT_NE(index.find("\"total_size\": " + std::to_string(total)), std::string::npos) << index;
+
+  const auto ckpt = SafetensorsCheckpoint::open(dir);
+  EXPECT_EQ(ckpt.name(), (dir / kIndex).string());
+  EXPECT_EQ(ckpt.shard_paths().size(), 3u);
+  EXPECT_EQ(ckpt.tensor_names(),
+            (std::vector<std::string>{"layer.a.weight", "layer.a.weight_scale_inv",
+                                      "layer.b.weight", "layer.b.weight_scale_inv",
+                                      "layer.gate.weight", "layer.norm.weight"}));
+  EXPECT_EQ(ckpt.shard_of("layer.b.weight").name(),
+            (dir / "model-00002-of-00003.safetensors").string());
+
+  const HostTensor a = load_fp8_weight(ckpt, "layer.a");
+  EXPECT_EQ(a.type, t.a.type);
+  EXPECT_EQ(a.data, t.a.data);
+  EXPECT_EQ(a.scales, t.a.scales);
+  const HostTensor b = load_fp8_weight(ckpt, "layer.b", DType::ue8m0);
+  EXPECT_EQ(b.type, t.b.type);
+  EXPECT_EQ(b.data, t.b.data);
+  EXPECT_EQ(b.scales, t.b.scales);
+  EXPECT_EQ(ckpt.load("layer.norm.weight").data, t.norm.data);
+  EXPECT_EQ(ckpt.load("layer.gate.weight").data, t.gate.data);
+  EXPECT_EQ(ckpt.at("layer.gate.weight").shape, (Shape{8, 200}));
+  EXPECT_EQ(ckpt.bytes("layer.norm.weight").size(), t.norm.data.size());
+  EXPECT_EQ(ckpt.find("layer.c.weight"), nullptr);
+  expect_error([&] { ckpt.at("layer.a.weigth"); }, ErrorCode::InvalidArgument,
+               (dir / kIndex).string() + ": no tensor 'layer.a.weigth'; the closest names are "
+                                         "'layer.a.weight'");
+  fs::remove_all(dir);
+}
+
+TEST(SafetensorsCheckpoint, OpensAnIndexPathADirectoryOrASingleFile) {
+  const std::uint64_t seed = fresh_seed();
+  const fs::path dir = fresh_dir("forms");
+  const ThreeShards t = write_three_shards(dir / "sharded", seed);
+
+  const auto by_index = SafetensorsCheckpoint::open(dir / "sharded" / kIndex);
+  EXPECT_EQ(load_fp8_weight(by_index, "layer.a").data, t.a.data);
+
+  SafetensorsWriter single;
+  single.add_fp8_weight("layer.a", t.a);
+  fs::create_directories(dir / "single");
+  single.write(dir / "single" / "layer.safetensors");
+  for (const fs::path& p : {dir / "single", dir / "single" / "layer.safetensors"}) {
+    const auto ckpt = SafetensorsCheckpoint::open(p);
+    EXPECT_EQ(ckpt.name(), (dir / "single" / "layer.safetensors").string());
+    EXPECT_EQ(ckpt.shard_paths().size(), 1u);
+    EXPECT_EQ(load_fp8_weight(ckpt, "layer.a").scales, t.a.scales);
+  }
+
+  single.write(dir / "single" / "other.safetensors");
+  expect_error([&] { SafetensorsCheckpoint::open(dir / "single"); }, ErrorCode::InvalidArgument,
+               "has no index and 2 .safetensors files");
+  fs::create_directories(dir / "empty");
+  expect_error([&] { SafetensorsCheckpoint::open(dir / "empty"); }, ErrorCode::InvalidArgument,
+               "has no index and 0 .safetensors files");
+  fs::remove_all(dir);
+}
+
+TEST(SafetensorsCheckpoint, OpensEachShardOnlyWhenOneOfItsTensorsIsNeeded) {
+  const fs::path dir = fresh_dir("lazy");
+  const ThreeShards t = write_three_shards(dir, fresh_seed());
+  // A damaged third shard does not stop the tensors of the other two.
+  const fs::path third = dir / "model-00003-of-00003.safetensors";
+  Bytes bytes = read_file(third);
+  bytes.resize(bytes.size() - 1);
+  write_file(third, bytes);
+  const auto ckpt = SafetensorsCheckpoint::open(dir);
+  EXPECT_EQ(ckpt.load("layer.norm.weight").data, t.norm.data);
+  EXPECT_EQ(load_fp8_weight(ckpt, "layer.a").data, t.a.data);
+  expect_error([&] { ckpt.load("layer.gate.weight"); }, ErrorCode::ParseError,
+               third.string() + ": truncated");
+  fs::remove_all(dir);
+}
+
+// A directory with shards holding "a" (model-00001-of-00002) and "b" (model-00002-...),
+// whose index the test replaces.
+fs::path two_shards(const std::string& name) {
+  const fs::path dir = fresh_dir(name);
+  SafetensorsShardedWriter w(2);
+  w.shard(0).add("a", HostTensor::random(plain(DType::f32, {2}), fresh_seed()));
+  w.shard(1).add("b", HostTensor::random(plain(DType::f32, {3}), fresh_seed()));
+  w.write(dir);
+  return dir;
+}
+
+constexpr const char* kShard1 = "model-00001-of-00002.safetensors";
+constexpr const char* kShard2 = "model-00002-of-00002.safetensors";
+
+std::string weight_map(const std::string& entries) {
+  return "{\"metadata\": {\"total_size\": 20}, \"weight_map\": {" + entries + "}}";
+}
+
+// Opening `dir` with `index` as its index fails with `code` and "<index path>: needle";
+// `lookup`, when given, is the tensor whose loading must fail (a shard's rules are checked
+// when it is opened).
+void expect_index_rejected(const fs::path& dir, const std::string& index, ErrorCode code,
+                           const std::string& needle, const std::string& lookup = "") {
+  SCOPED_TRACE(index);
+  write_text(dir / kIndex, index);
+  expect_error(
+      [&] {
+        const auto ckpt = SafetensorsCheckpoint::open(dir);
+        if (!lookup.empty()) ckpt.load(lookup);
+      },
+      code, (dir / kIndex).string() + ": " + needle);
+}
+
+TEST(SafetensorsCheckpointRejects, IndexThatIsNotJsonOrNotAnObject) {
+  const fs::path dir = two_shards("notjson");
+  expect_index_rejected(dir, "{\"weight_map\": {\"a\": ", ErrorCode::ParseError,
+                        "index is not valid JSON");
+  expect_index_rejected(dir, "[1, 2]", ErrorCode::ParseError,
+                        "an index must be a JSON object, not array");
+  fs::remove_all(dir);
+}
+
+TEST(SafetensorsCheckpointRejects, IndexWithoutAWeightMapOrWithAnUnknownKey) {
+  const fs::path dir = two_shards("nomap");
+  expect_index_rejected(dir, "{\"metadata\": {}}", ErrorCode::ParseError,
+                        "missing \"weight_map\"");
+  expect_index_rejected(dir, "{\"weight_map\": [\"a\"]}", ErrorCode::ParseError,
+                        "weight_map must be an object, not array");
+  expect_index_rejected(dir, "{\"weight_map\": {}, \"weightmap\": {}}", ErrorCode::ParseError,
+                        "unknown key 'weightmap'");
+  expect_index_rejected(dir, "{\"metadata\": {\"total_size\": -1}, \"weight_map\": {}}",
+                        ErrorCode::ParseError, "metadata.total_size must be a non-negative integer");
+  fs::remove_all(dir);
+}
+
+TEST(SafetensorsCheckpointRejects, WeightMapValuesThatAreNotStrings) {
+  const fs::path dir = two_shards("nonstring");
+  expect_index_rejected(dir, weight_map("\"a\": 1"), ErrorCode::ParseError,
+                        "weight_map 'a' must be a shard file name (a string), not integer 1");
+  expect_index_rejected(dir, weight_map("\"a\": [\"" + std::string(kShard1) + "\"]"),
+                        ErrorCode::ParseError, "weight_map 'a' must be a shard file name");
+  fs::remove_all(dir);
+}
+
+TEST(SafetensorsCheckpointRejects, ShardPathsEscapingTheDirectory) {
+  const fs::path dir = two_shards("escape");
+  // The escaping paths name a real shard, so that only the rule can reject them.
+  const std::string real = (dir / kShard1).string();
+  expect_index_rejected(dir, weight_map("\"a\": \"" + real + "\""), ErrorCode::ParseError,
+                        "weight_map 'a' -> '" + real + "': the shard path is absolute");
+  const std::string up = "../" + dir.filename().string() + "/" + kShard1;
+  expect_index_rejected(dir, weight_map("\"a\": \"" + up + "\""), ErrorCode::ParseError,
+                        "weight_map 'a' -> '" + up + "': the shard path contains \"..\"");
+  expect_index_rejected(dir, weight_map("\"a\": \"\""), ErrorCode::ParseError,
+                        "weight_map 'a' -> '': the shard path is empty");
+  fs::remove_all(dir);
+}
+
+TEST(SafetensorsCheckpointRejects, ShardThatDoesNotExist) {
+  const fs::path dir = two_shards("missing");
+  expect_index_rejected(
+      dir, weight_map("\"a\": \"" + std::string(kShard1) + "\", \"b\": \"model-00003.safetensors\""),
+      ErrorCode::IoError, "shard 'model-00003.safetensors' (holding 'b') does not exist");
+  fs::remove_all(dir);
+}
+
+TEST(SafetensorsCheckpointRejects, TensorMappedToAShardThatDoesNotHoldIt) {
+  const fs::path dir = two_shards("absent");
+  expect_index_rejected(dir,
+                        weight_map("\"a\": \"" + std::string(kShard1) + "\", \"b\": \"" + kShard2 +
+                                   "\", \"c\": \"" + kShard2 + "\""),
+                        ErrorCode::ParseError,
+                        "the weight_map maps tensor 'c' to shard '" + std::string(kShard2) +
+                            "', which does not hold it",
+                        "b");
+  fs::remove_all(dir);
+}
+
+TEST(SafetensorsCheckpointRejects, TensorInAShardButMappedToAnotherOrToNone) {
+  const fs::path dir = two_shards("elsewhere");
+  // "a" lies in shard 1; the map says shard 2 (which does not hold it either).
+  expect_index_rejected(dir,
+                        weight_map("\"a\": \"" + std::string(kShard2) + "\", \"b\": \"" + kShard2 +
+                                   "\", \"x\": \"" + kShard1 + "\""),
+                        ErrorCode::ParseError,
+                        "tensor 'a' is in shard '" + std::string(kShard1) +
+                            "' but the weight_map maps it to '" + kShard2 + "'",
+                        "x");
+  expect_index_rejected(dir, weight_map("\"b\": \"" + std::string(kShard2) + "\", \"x\": \"" + kShard1 + "\""),
+                        ErrorCode::ParseError,
+                        "tensor 'a' is in shard '" + std::string(kShard1) +
+                            "' but the weight_map does not list it",
+                        "x");
+  fs::remove_all(dir);
+}
+
+TEST(SafetensorsCheckpointRejects, DuplicateKeys) {
+  const fs::path dir = two_shards("duplicate");
+  expect_index_rejected(dir,
+                        weight_map("\"a\": \"" + std::string(kShard1) + "\", \"a\": \"" + kShard2 +
+                                   "\""),
+                        ErrorCode::ParseError, "index has the key 'a' twice in 'weight_map'");
+  expect_index_rejected(dir, "{\"weight_map\": {}, \"weight_map\": {}}", ErrorCode::ParseError,
+                        "index has the key 'weight_map' twice");
+  fs::remove_all(dir);
+}
+
+TEST(SafetensorsShardedWriter, RejectsATensorInTwoShardsAnEmptyShardAndNoShards) {
+  const fs::path dir = fresh_dir("writer");
+  {
+    SafetensorsShardedWriter w(2);
+    w.shard(0).add("a", HostTensor::random(plain(DType::f32, {2}), fresh_seed()));
+    w.shard(1).add("a", HostTensor::random(plain(DType::f32, {2}), fresh_seed()));
+    expect_error([&] { w.write(dir); }, ErrorCode::InvalidArgument,
+                 "tensor 'a' is in both 'model-00001-of-00002.safetensors' and "
+                 "'model-00002-of-00002.safetensors'");
+  }
+  {
+    SafetensorsShardedWriter w(2);
+    w.shard(0).add("a", HostTensor::random(plain(DType::f32, {2}), fresh_seed()));
+    expect_error([&] { w.write(dir); }, ErrorCode::InvalidArgument,
+                 "shard 1 (model-00002-of-00002.safetensors) holds no tensors");
+    expect_error([&] { w.shard(2); }, ErrorCode::InvalidArgument, "shard 2 of 2");
+  }
+  expect_error([] { SafetensorsShardedWriter w(0); }, ErrorCode::InvalidArgument, "0 shards");
+  EXPECT_TRUE(fs::is_empty(dir)) << "a rejected write left files behind";
+  fs::remove_all(dir);
+}
+
 }  // namespace
