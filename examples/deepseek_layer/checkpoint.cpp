@@ -71,7 +71,7 @@ std::string expert(std::int64_t e, const char* proj) {
 
 class Loader {
  public:
-  Loader(const LayerConfig& c, const anychip::SafetensorsFile& f) : c_(c), f_(f) {}
+  Loader(const LayerConfig& c, const anychip::SafetensorsSource& f) : c_(c), f_(f) {}
 
   HostTensor fp8(const std::string& module, std::int64_t out, std::int64_t in) const {
     const std::string prefix = c_.prefix() + module;
@@ -101,7 +101,7 @@ class Loader {
                       " (is --scale right?)");
   }
   const LayerConfig& c_;
-  const anychip::SafetensorsFile& f_;
+  const anychip::SafetensorsSource& f_;
 };
 
 }  // namespace
@@ -223,7 +223,8 @@ HostTensor absorb_o(const LayerConfig& c, const HostTensor& o_proj, const HostTe
                             compose_o_absorbed(c, o_proj.values(), kv_b.values()));
 }
 
-NamedTensors load_layer_weights(const LayerConfig& c, const anychip::SafetensorsFile& file) {
+// A single file or a sharded checkpoint: a weight and its scale may be in different shards.
+NamedTensors load_layer_weights(const LayerConfig& c, const anychip::SafetensorsSource& file) {
   Loader l(c, file);
   NamedTensors w;
   w["attn_norm"] = l.plain("input_layernorm.weight", DType::bf16, {c.hidden});
@@ -263,6 +264,10 @@ NamedTensors load_layer_weights(const LayerConfig& c, const anychip::Safetensors
   w["wq_b_absorbed"] = absorb_q_b(c, w["wq_b"], w["wkv_b"]);
   w["wo_absorbed"] = absorb_o(c, w["wo"], w["wkv_b"]);
   return w;
+}
+
+NamedTensors load_layer_weights(const LayerConfig& c, const anychip::SafetensorsFile& file) {
+  return load_layer_weights(c, static_cast<const anychip::SafetensorsSource&>(file));
 }
 
 }  // namespace deepseek_layer

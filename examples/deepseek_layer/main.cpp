@@ -30,6 +30,12 @@
 #include "layer_config.hpp"
 #include "layer_graphs.hpp"
 
+namespace deepseek_layer {
+// The overload for any checkpoint (defined in checkpoint.cpp). It belongs in checkpoint.hpp
+// beside the SafetensorsFile one; it is declared here until that header takes it.
+NamedTensors load_layer_weights(const LayerConfig& c, const anychip::SafetensorsSource& file);
+}  // namespace deepseek_layer
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -316,7 +322,9 @@ int run(Options& o) {
     try {
       anychip::Progress progress("checkpoint");
       progress.show("loading, stacking experts, composing the absorbed weights");
-      anychip::SafetensorsFile f = anychip::SafetensorsFile::open(file);
+      // A .safetensors file, an index, or a directory of either (a sharded checkpoint as
+      // Hugging Face ships DeepSeek-V3).
+      const auto f = anychip::SafetensorsCheckpoint::open(file);
       named = deepseek_layer::load_layer_weights(c, f);
     } catch (const Error& e) {
       std::fprintf(stderr, "deepseek_layer: cannot load the checkpoint: %s: %s\n",
@@ -464,7 +472,9 @@ int main(int argc, char** argv) {
                  "prefill tokens T; decode runs token T-1 against T-1 cached (default: tiny 16, "
                  "small 64, full 4096)");
   app.add_option("--checkpoint", o.checkpoint,
-                 "load this safetensors file (DeepSeek FP8 layout, Hugging Face names)");
+                 "load this checkpoint (DeepSeek FP8 layout, Hugging Face names): a .safetensors "
+                 "file, a model.safetensors.index.json with its shards, or a directory holding "
+                 "either");
   app.add_option("--write-checkpoint", o.write_checkpoint,
                  "write a random checkpoint into this directory, then load it");
   app.add_option("--seed", o.seed, "seed of the random weights and activations")

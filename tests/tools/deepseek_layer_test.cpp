@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <vector>
 
 #include "anychip/ir.hpp"
 #include "anychip/safetensors.hpp"
@@ -136,6 +138,29 @@ TEST_F(DeepseekLayer, CheckpointHasDeepSeekNamesDtypesAndBlockScales) {
   anychip::HostTensor w =
       anychip::load_fp8_weight(f, p + "self_attn.q_b_proj", anychip::DType::ue8m0);
   EXPECT_EQ(w.type.str(), "f8e4m3[384, 256] scaled<128x128, ue8m0>");
+}
+
+TEST_F(DeepseekLayer, ShardedCheckpointDirectoryPassesEveryCheckOnCpu) {
+  const fs::path file = write_checkpoint();
+  // Re-shard the written checkpoint over three files, tensors dealt out in name order, so
+  // that each weight and its weight_scale_inv land in different shards (as in V3's files).
+  const anychip::SafetensorsFile single = anychip::SafetensorsFile::open(file);
+  std::vector<std::string> names = single.tensor_names();
+  std::sort(names.begin(), names.end());
+  anychip::SafetensorsShardedWriter w(3);
+  for (std::size_t i = 0; i < names.size(); ++i) w.shard(i % 3).add(names[i], single.load(names[i]));
+  const fs::path sharded = dir_ / "sharded";
+  w.write(sharded);
+  const auto ckpt = anychip::SafetensorsCheckpoint::open(sharded);
+  const std::string q_b = "model.layers.3.self_attn.q_b_proj.weight";
+  EXPECT_NE(ckpt.shard_of(q_b).name(), ckpt.shard_of(q_b + "_scale_inv").name());
+
+  Result r = layer("--scale tiny --device cpu --check --checkpoint " + sharded.string());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("check: passed"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("FAIL"), std::string::npos) << r.out;
+  EXPECT_EQ(count(r.out, "out vs float64 evaluation"), 2u) << r.out;
+  EXPECT_NE(r.out.find("decode on cpu"), std::string::npos) << r.out;
 }
 
 TEST_F(DeepseekLayer, EmittedAcirParsesBackToTheSameGraphs) {
