@@ -603,6 +603,7 @@ struct SafetensorsCheckpoint::Impl {
   struct Shard {
     std::filesystem::path path;
     std::string relative;  // as the index spells it
+    std::vector<std::string> tensors;  // those the weight_map assigns to it
     std::unique_ptr<SafetensorsFile> file;  // null until first needed
   };
   std::string name;                        // the index, or the single file
@@ -628,8 +629,8 @@ struct SafetensorsCheckpoint::Impl {
                  " but the weight_map maps it to " + quote_name(shards[it->second].relative) +
                  " (one of the two would be silently ignored)");
     }
-    for (const auto& [tensor, shard] : shard_of)
-      if (shard == i && !f->find(tensor))
+    for (const auto& tensor : s.tensors)
+      if (!f->find(tensor))
         fail(ErrorCode::ParseError, name + ": the weight_map maps tensor " + quote_name(tensor) +
                                         " to shard " + quote_name(s.relative) +
                                         ", which does not hold it");
@@ -651,7 +652,7 @@ std::unique_ptr<SafetensorsCheckpoint::Impl> SafetensorsCheckpoint::Impl::single
   impl->name = path.string();
   auto file = std::make_unique<SafetensorsFile>(SafetensorsFile::open(path));
   for (const auto& e : file->tensors()) impl->shard_of.emplace(e.name, 0);
-  impl->shards.push_back(Shard{path, path.filename().string(), std::move(file)});
+  impl->shards.push_back(Shard{path, path.filename().string(), {}, std::move(file)});
   return impl;
 }
 
@@ -702,8 +703,8 @@ std::unique_ptr<SafetensorsCheckpoint::Impl> SafetensorsCheckpoint::Impl::index(
                (tensors.size() > 1 ? " and " + std::to_string(tensors.size() - 1) + " more" : "") +
                ") does not exist as a file: " + shard_path.string());
     const std::size_t i = impl->shards.size();
-    for (auto& t : tensors) impl->shard_of.emplace(std::move(t), i);
-    impl->shards.push_back(Shard{shard_path, relative, nullptr});
+    for (const auto& t : tensors) impl->shard_of.emplace(t, i);
+    impl->shards.push_back(Shard{shard_path, relative, std::move(tensors), nullptr});
   }
   return impl;
 }

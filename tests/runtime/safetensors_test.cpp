@@ -16,6 +16,7 @@
 #include <functional>
 #include <limits>
 #include <random>
+#include <thread>
 
 #include "anychip/error.hpp"
 #include "anychip/formats.hpp"
@@ -1069,6 +1070,25 @@ TEST(SafetensorsCheckpoint, OpensEachShardOnlyWhenOneOfItsTensorsIsNeeded) {
   EXPECT_EQ(load_fp8_weight(ckpt, "layer.a").data, t.a.data);
   expect_error([&] { ckpt.load("layer.gate.weight"); }, ErrorCode::ParseError,
                third.string() + ": truncated");
+  fs::remove_all(dir);
+}
+
+TEST(SafetensorsCheckpoint, ThreadsLoadingFromUnopenedShardsSeeTheSameTensors) {
+  const fs::path dir = fresh_dir("threads");
+  const ThreeShards t = write_three_shards(dir, fresh_seed());
+  const auto ckpt = SafetensorsCheckpoint::open(dir);
+  std::vector<HostTensor> a(8), b(8);
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    threads.emplace_back([&, i] {
+      a[i] = load_fp8_weight(ckpt, "layer.a");
+      b[i] = load_fp8_weight(ckpt, "layer.b", DType::ue8m0);
+    });
+  for (auto& th : threads) th.join();
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].scales, t.a.scales) << i;
+    EXPECT_EQ(b[i].data, t.b.data) << i;
+  }
   fs::remove_all(dir);
 }
 
