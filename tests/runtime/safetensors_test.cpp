@@ -1,6 +1,7 @@
-// Safetensors files: the format's rules, the DeepSeek FP8 layout, round trips, and files
-// damaged in every way a test can think of (each rejected with a message naming the file,
-// the tensor and the rule; never a crash or a read out of bounds).
+// Safetensors files and sharded checkpoints: the format's rules, the DeepSeek FP8 layout,
+// round trips, and files and indexes damaged in every way a test can think of (each rejected
+// with a message naming the file, the tensor and the rule; never a crash or a read out of
+// bounds).
 #include "anychip/safetensors.hpp"
 
 #include <gtest/gtest.h>
