@@ -167,11 +167,11 @@ json parse_json(std::string_view text, const std::string& file,
       fail(ErrorCode::ParseError, file + ": " + what + " has the key " + quote_name(d.key) +
                                       (what == "header" ? " twice (tensor names must be unique)"
                                                         : " twice"));
-    fail(ErrorCode::ParseError,
-         file + ": " + what + " has the key " + quote_name(d.key) + " twice in " + quote_name(d.parent));
+    fail(ErrorCode::ParseError, file + ": " + what + " has the key " + quote_name(d.key) +
+                                    " twice in " + quote_name(d.parent));
   } catch (const TooDeep&) {
-    fail(ErrorCode::ParseError,
-         file + ": " + what + " nests JSON deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    fail(ErrorCode::ParseError, file + ": " + what + " nests JSON deeper than " +
+                                    std::to_string(kMaxJsonDepth) + " levels");
   } catch (const json::exception& e) {
     fail(ErrorCode::ParseError, file + ": " + what + " is not valid JSON: " + e.what());
   }
@@ -673,8 +673,9 @@ std::unique_ptr<SafetensorsCheckpoint::Impl> SafetensorsCheckpoint::Impl::index(
     if (!m.is_object())
       fail(ErrorCode::ParseError, name + ": metadata must be an object, not " + json_type(m));
     if (m.contains("total_size") && !as_count(m["total_size"]))
-      fail(ErrorCode::ParseError, name + ": metadata.total_size must be a non-negative integer, not " +
-                                      json_type(m["total_size"]));
+      fail(ErrorCode::ParseError,
+           name + ": metadata.total_size must be a non-negative integer, not " +
+               json_type(m["total_size"]));
   }
   if (!root.contains("weight_map"))
     fail(ErrorCode::ParseError,

@@ -1144,7 +1144,8 @@ TEST(SafetensorsCheckpointRejects, IndexWithoutAWeightMapOrWithAnUnknownKey) {
   expect_index_rejected(dir, "{\"weight_map\": {}, \"weightmap\": {}}", ErrorCode::ParseError,
                         "unknown key 'weightmap'");
   expect_index_rejected(dir, "{\"metadata\": {\"total_size\": -1}, \"weight_map\": {}}",
-                        ErrorCode::ParseError, "metadata.total_size must be a non-negative integer");
+                        ErrorCode::ParseError,
+                        "metadata.total_size must be a non-negative integer");
   fs::remove_all(dir);
 }
 
@@ -1174,7 +1175,8 @@ TEST(SafetensorsCheckpointRejects, ShardPathsEscapingTheDirectory) {
 TEST(SafetensorsCheckpointRejects, ShardThatDoesNotExist) {
   const fs::path dir = two_shards("missing");
   expect_index_rejected(
-      dir, weight_map("\"a\": \"" + std::string(kShard1) + "\", \"b\": \"model-00003.safetensors\""),
+      dir,
+      weight_map("\"a\": \"" + std::string(kShard1) + "\", \"b\": \"model-00003.safetensors\""),
       ErrorCode::IoError, "shard 'model-00003.safetensors' (holding 'b') does not exist");
   fs::remove_all(dir);
 }
@@ -1201,7 +1203,9 @@ TEST(SafetensorsCheckpointRejects, TensorInAShardButMappedToAnotherOrToNone) {
                         "tensor 'a' is in shard '" + std::string(kShard1) +
                             "' but the weight_map maps it to '" + kShard2 + "'",
                         "x");
-  expect_index_rejected(dir, weight_map("\"b\": \"" + std::string(kShard2) + "\", \"x\": \"" + kShard1 + "\""),
+  expect_index_rejected(dir,
+                        weight_map("\"b\": \"" + std::string(kShard2) + "\", \"x\": \"" +
+                                   kShard1 + "\""),
                         ErrorCode::ParseError,
                         "tensor 'a' is in shard '" + std::string(kShard1) +
                             "' but the weight_map does not list it",

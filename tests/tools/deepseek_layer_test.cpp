@@ -148,7 +148,8 @@ TEST_F(DeepseekLayer, ShardedCheckpointDirectoryPassesEveryCheckOnCpu) {
   std::vector<std::string> names = single.tensor_names();
   std::sort(names.begin(), names.end());
   anychip::SafetensorsShardedWriter w(3);
-  for (std::size_t i = 0; i < names.size(); ++i) w.shard(i % 3).add(names[i], single.load(names[i]));
+  for (std::size_t i = 0; i < names.size(); ++i)
+    w.shard(i % 3).add(names[i], single.load(names[i]));
   const fs::path sharded = dir_ / "sharded";
   w.write(sharded);
   const auto ckpt = anychip::SafetensorsCheckpoint::open(sharded);
