@@ -266,8 +266,4 @@ NamedTensors load_layer_weights(const LayerConfig& c, const anychip::Safetensors
   return w;
 }
 
-NamedTensors load_layer_weights(const LayerConfig& c, const anychip::SafetensorsFile& file) {
-  return load_layer_weights(c, static_cast<const anychip::SafetensorsSource&>(file));
-}
-
 }  // namespace deepseek_layer

@@ -36,7 +36,8 @@ using NamedTensors = std::map<std::string, anychip::HostTensor>;
 // rows [gate_e; up_e] and w2 [E*hidden, I]; the shared expert's into ws13 [2I_s, hidden]
 // and ws2. The stacking copies whole 128-row blocks with their scales, so it is exact.
 // The absorbed decode weights (wq_b_absorbed, wo_absorbed) are composed here too.
-NamedTensors load_layer_weights(const LayerConfig& c, const anychip::SafetensorsFile& file);
+// `file` is one .safetensors file or a sharded checkpoint (anychip::SafetensorsCheckpoint).
+NamedTensors load_layer_weights(const LayerConfig& c, const anychip::SafetensorsSource& file);
 
 // The absorbed MLA weights (DeepSeek-V2 paper, section 2.1.3), composed in float64 from the
 // dequantized checkpoint weights and requantized to FP8 with 128x128 UE8M0 scales:

@@ -30,12 +30,6 @@
 #include "layer_config.hpp"
 #include "layer_graphs.hpp"
 
-namespace deepseek_layer {
-// The overload for any checkpoint (defined in checkpoint.cpp). It belongs in checkpoint.hpp
-// beside the SafetensorsFile one; it is declared here until that header takes it.
-NamedTensors load_layer_weights(const LayerConfig& c, const anychip::SafetensorsSource& file);
-}  // namespace deepseek_layer
-
 namespace {
 
 namespace fs = std::filesystem;
