@@ -3,8 +3,8 @@
 // Every FP8 value is exact in bf16 (bf16 has fp32's exponent range and 7 mantissa bits;
 // E4M3 needs 3, E5M2 2), so the kernels decode FP8 straight to bf16 bit patterns with a
 // table lookup and never round. The tables are built here from the bit layouts of
-// DESIGN.md ("Numeric semantics"), independently of ir/formats.cpp, so that the test
-// against the float64 reference (which uses ir/formats.cpp) checks both.
+// DESIGN.md ("Numeric semantics"), independently of anychip/formats.hpp, so that the test
+// against the float64 reference (which uses anychip/formats.hpp) checks both.
 //
 // kFp8MagnitudeBf16[fmt][b & 0x7F] is the bf16 pattern of the magnitude of FP8 byte b;
 // the sign is bit 7 of b moved to bit 15. 128 entries = four 512-bit registers, the

@@ -1,6 +1,6 @@
 // Shared helpers of every anychip OpenCL kernel (OpenCL C 1.2), prepended by the renderer
 // after the spec's #defines. The narrow-format conversions are integer code on bit
-// patterns, ported from ir/formats.cpp (DESIGN.md, "Numeric semantics"), so they agree bit
+// patterns, ported from anychip/formats.hpp (DESIGN.md, "Numeric semantics"), so they agree bit
 // for bit with anychip/formats.hpp whatever the device does with denormals or rounding
 // modes. Nothing here produces or consumes a float denormal except the UE8M0 code 0x00
 // (2^-127), which is one by definition.
@@ -59,7 +59,7 @@ inline float ac_ue8m0_to_f32(uint b) {
 
 inline float ac_bf16_to_f32(uint h) { return as_float(h << 16); }
 
-// IEEE binary16 -> float; NaN decodes to 0x7FFFFFFF (as formats.cpp does).
+// IEEE binary16 -> float; NaN decodes to 0x7FFFFFFF (as anychip/formats.hpp does).
 inline float ac_f16_to_f32(uint h) {
   const uint sign = (h & 0x8000u) << 16;
   const uint em = h & 0x7FFFu;
@@ -106,7 +106,7 @@ inline float16 ac_f16_to_f32x16(ushort16 h16) {
 
 // Rounds a float magnitude a (finite, non-negative, below the target's overflow threshold)
 // to nearest even in a binary format with exponent bias `bias` and `man` stored mantissa
-// bits; returns the target's exponent and mantissa fields (formats.cpp round_magnitude).
+// bits; returns the target's exponent and mantissa fields (formats.hpp round_magnitude).
 inline uint ac_round_magnitude(uint a, uint bias, uint man) {
   const uint drop = 23u - man;
   const uint rebias = (127u - bias) << 23;

@@ -385,7 +385,7 @@ std::uint16_t nv_raw(__nv_bfloat16 h) {
 // The float inputs of the encoder sweeps.
 //
 // Every one of the 2^32 bit patterns costs about 70 s for the eight sweeps on this
-// project's 2-core machine in a Release build (a call into formats.cpp plus NVIDIA's
+// project's 2-core machine in a Release build (formats.hpp's encoder plus NVIDIA's
 // inlined host code, ~3 ns per input per encoder), over the budget for a unit test. So by
 // default each sweep takes, for every value of the top 16 bits (sign, exponent and the 7
 // high mantissa bits, where every encoder's kept bits lie, and the guard bit of FP8,

@@ -135,7 +135,7 @@ const Shape3 kFp8Shapes[] = {{1, 1, 128},    {3, 5, 128},    {17, 130, 256}, {12
                              {300, 200, 1024}, {7, 330, 256}, {1, 300, 512},  {64, 64, 128}};
 
 // The kernels' FP8 -> bf16 tables are built from the bit layouts, independently of
-// ir/formats.cpp; both must agree on every byte (NaN as NaN, zero signs included).
+// anychip/formats.hpp; both must agree on every byte (NaN as NaN, zero signs included).
 TEST(Fp8Decode, TablesAgreeWithScalarConversionsOnEveryByte) {
   for (DType fp8 : {DType::f8e4m3, DType::f8e5m2}) {
     const auto& table = cpu::gemm_detail::magnitude_table(fp8);
