@@ -144,8 +144,12 @@ ValueId Graph::reshape(ValueId x, Shape shape, std::string name) {
   return add(OpKind::reshape, {x}, {{"shape", std::move(shape)}}, std::move(name));
 }
 ValueId Graph::rope(ValueId x, ValueId pos, std::optional<std::int64_t> dims, double theta,
-                    std::string name) {
-  NamedAttrs attrs{{"theta", theta}};
+                    const RopeScaling& scaling, std::string name) {
+  NamedAttrs attrs{{"theta", theta},
+                   {"yarn_factor", scaling.factor},
+                   {"yarn_original_len", scaling.original_len},
+                   {"yarn_beta_fast", scaling.beta_fast},
+                   {"yarn_beta_slow", scaling.beta_slow}};
   if (dims) attrs.emplace_back("dims", *dims);
   return add(OpKind::rope, {x, pos}, std::move(attrs), std::move(name));
 }

@@ -227,6 +227,17 @@ TensorType rule_rope(OpCheck& c) {
            std::to_string(x[2]));
   const double theta = c.attr<double>("theta");
   if (!(std::isfinite(theta) && theta > 1)) c.fail("theta " + attr_text(theta) + " must be finite and > 1");
+  const double factor = c.attr<double>("yarn_factor");
+  if (!(std::isfinite(factor) && factor >= 1)) c.fail("yarn_factor " + attr_text(factor) + " must be finite and >= 1");
+  if (factor > 1) {
+    if (c.attr<std::int64_t>("yarn_original_len") <= 0)
+      c.fail("yarn_original_len " + std::to_string(c.attr<std::int64_t>("yarn_original_len")) +
+             " must be > 0 when yarn_factor > 1");
+    const double fast = c.attr<double>("yarn_beta_fast"), slow = c.attr<double>("yarn_beta_slow");
+    if (!(std::isfinite(fast) && slow > 0 && fast > slow))
+      c.fail("yarn_beta_fast " + attr_text(fast) + " and yarn_beta_slow " + attr_text(slow) +
+             " must satisfy beta_fast > beta_slow > 0");
+  }
   return {c.operand(0).dtype, x, std::nullopt};
 }
 

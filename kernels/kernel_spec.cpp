@@ -110,6 +110,9 @@ struct Fields {
   void operator()(const RopeProblem& p) const {
     line.field("tokens", p.tokens).field("heads", p.heads).field("dim", p.dim).field("rot", p.rot)
         .field("theta", p.theta).field("dtype", p.dtype);
+    if (p.scaling.factor > 1)
+      line.field("yarn", p.scaling.factor).field("yarn_len", p.scaling.original_len)
+          .field("beta_fast", p.scaling.beta_fast).field("beta_slow", p.scaling.beta_slow);
   }
   void operator()(const SliceProblem& p) const {
     line.field("outer", p.outer).field("axis_len", p.in_axis).field("inner", p.inner)

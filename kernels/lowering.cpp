@@ -41,8 +41,10 @@ std::optional<Problem> lower(const ir::Graph& g, const ir::Node& node) {
       return AddProblem{in(0).numel(), in(0).dtype};
     case ir::OpKind::rope: {
       const Shape& x = in(0).shape;
-      return RopeProblem{x[0], x[1], x[2], node.attr<std::int64_t>("dims"),
-                         node.attr<double>("theta"), in(0).dtype};
+      const RopeScaling scaling{node.attr<double>("yarn_factor"), node.attr<std::int64_t>("yarn_original_len"),
+                                node.attr<double>("yarn_beta_fast"), node.attr<double>("yarn_beta_slow")};
+      return RopeProblem{x[0], x[1], x[2], node.attr<std::int64_t>("dims"), node.attr<double>("theta"),
+                         in(0).dtype, scaling};
     }
     case ir::OpKind::slice: {
       const Shape& x = in(0).shape;

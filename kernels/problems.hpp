@@ -13,6 +13,7 @@
 
 #include "anychip/dtype.hpp"
 #include "anychip/quantize.hpp"
+#include "anychip/rope.hpp"
 #include "anychip/tensor.hpp"
 
 namespace anychip::kernels {
@@ -95,10 +96,13 @@ struct DequantizeProblem {
 // `rot` columns (rot even, <= dim; the first dim - rot are copied) are pairs
 // (x[c+2i], x[c+2i+1]), c = dim - rot, rotated by the angle pos[t] * theta^(-2i/rot):
 //   y[c+2i] = x[c+2i] cos - x[c+2i+1] sin,  y[c+2i+1] = x[c+2i] sin + x[c+2i+1] cos.
+// The angle's inverse frequency is rope_inv_freq(i, rot, theta, scaling) (anychip/rope.hpp:
+// theta^(-2i/rot), or YaRN-scaled).
 struct RopeProblem {
   std::int64_t tokens = 0, heads = 0, dim = 0, rot = 0;
   double theta = 10000;
   DType dtype = DType::bf16;
+  RopeScaling scaling = RopeScaling{};  // none by default
   friend bool operator==(const RopeProblem&, const RopeProblem&) = default;
 };
 

@@ -129,13 +129,19 @@ std::vector<Case> build_cases() {
 
   // rope: full and partial heads (MLA's q: the last 64 of 192 columns; its k_pe: one
   // head), a tail of odd sizes, every float dtype; positions from `positions`.
-  struct Rope { const char* name; std::int64_t t, h, d; std::optional<std::int64_t> rot; double theta; DType dt; };
+  // DeepSeek-V3's YaRN scaling on two of them.
+  struct Rope { const char* name; std::int64_t t, h, d; std::optional<std::int64_t> rot; double theta; DType dt;
+                RopeScaling scaling = {}; };
+  const RopeScaling v3_yarn{40, 4096, 32, 1};
   for (Rope r : {Rope{"f32_d64", 7, 3, 64, std::nullopt, 10000, DType::f32},
                  Rope{"bf16_mla_q_192_rot64", 5, 16, 192, 64, 10000, DType::bf16},
                  Rope{"f16_mla_k_pe_one_head", 9, 1, 64, std::nullopt, 10000, DType::f16},
-                 Rope{"bf16_d40_rot24_theta50", 13, 2, 40, 24, 50, DType::bf16}})
+                 Rope{"bf16_d40_rot24_theta50", 13, 2, 40, 24, 50, DType::bf16},
+                 Rope{"f32_yarn_deepseek_v3", 7, 3, 64, std::nullopt, 10000, DType::f32, v3_yarn},
+                 Rope{"bf16_yarn_mla_q_192_rot64", 5, 16, 192, 64, 10000, DType::bf16, v3_yarn}})
     add_with(std::string("rope/") + r.name, [=](Graph& g) {
-      return g.rope(g.input("x", plain(r.dt, {r.t, r.h, r.d})), g.input("pos", plain(DType::i32, {r.t})), r.rot, r.theta);
+      return g.rope(g.input("x", plain(r.dt, {r.t, r.h, r.d})), g.input("pos", plain(DType::i32, {r.t})), r.rot, r.theta,
+                    r.scaling);
     }, {{"pos", positions}});
 
   add("slice/bf16_q_pe_last_axis", [](Graph& g) { return g.slice(g.input("x", plain(DType::bf16, {5, 4, 192})), -1, 128, 64); });

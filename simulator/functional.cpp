@@ -466,7 +466,7 @@ void FunctionalCore::rope(const Vec& v) {
     if (r % v.block_rows == 0) {
       const double p = load_i32(pos, r / v.block_rows);
       for (int64_t i = 0; i < rot / 2; ++i) {
-        const double angle = p * std::pow(v.imm, -2.0 * static_cast<double>(i) / static_cast<double>(rot));
+        const double angle = p * rope_inv_freq(i, rot, v.imm, v.rope);
         t1_[static_cast<std::size_t>(2 * i)] = static_cast<float>(std::cos(angle));
         t1_[static_cast<std::size_t>(2 * i + 1)] = static_cast<float>(std::sin(angle));
       }

@@ -177,7 +177,11 @@ std::string vec_text(const Vec& v) {
     }
     case VecOp::Rope:
       return op + " " + dst + " <- " + a + " pos " + b + "[row/" + std::to_string(v.block_rows) + "] " + shape +
-             " rot " + std::to_string(v.block_cols) + " theta " + num(v.imm) + " " + conversion(v.dtype_in, v.dtype_out);
+             " rot " + std::to_string(v.block_cols) + " theta " + num(v.imm) +
+             (v.rope.factor > 1 ? " yarn " + num(v.rope.factor) + "/" + std::to_string(v.rope.original_len) + "/" +
+                                      num(v.rope.beta_fast) + "/" + num(v.rope.beta_slow)
+                                : std::string()) +
+             " " + conversion(v.dtype_in, v.dtype_out);
     case VecOp::TopK:
       return op + " " + dst + " <- " + a + " bias " + b + " " + shape + " k " + std::to_string(v.moe.k) + " groups " +
              std::to_string(v.moe.top_groups) + "/" + std::to_string(v.moe.groups);

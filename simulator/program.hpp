@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "anychip/dtype.hpp"
+#include "anychip/rope.hpp"
 
 namespace anychip::sim {
 
@@ -115,8 +116,8 @@ enum class VecOp : std::uint8_t {
   Dequantize,       // dst = src0(fp8 dtype_in) * scale of its block_rows x block_cols block (src1)
   SoftmaxStep,      // online softmax: see SoftmaxParams
   // RoPE: rows of cols elements (dtype_in -> dtype_out); the last block_cols (even)
-  // columns of each row are pairs (x0, x1) rotated by pos * imm^(-2i/block_cols), imm =
-  // theta, pos = src1[row / block_rows] (i32: block_rows rows share a position, the heads
+  // columns of each row are pairs (x0, x1) rotated by pos * rope_inv_freq(i, block_cols,
+  // imm, rope) (anychip/rope.hpp), imm = theta, pos = src1[row / block_rows] (i32: block_rows rows share a position, the heads
   // of a token); the first cols - block_cols columns are copied. cos and sin are taken of
   // the angle evaluated in double and rounded to f32 (the SFU's range reduction is exact);
   // the rotation is computed in f32.
@@ -169,6 +170,7 @@ struct Vec {
   double imm = 0;  // eps (RmsNorm), extra factor (ScaleAccumulate), theta (Rope), scale (MoeWeights)
   SoftmaxParams softmax;           // SoftmaxStep only
   MoeParams moe;                   // TopK, MoeWeights, MoePlan
+  RopeScaling rope = RopeScaling{};  // Rope: YaRN scaling of the frequencies (anychip/rope.hpp)
 };
 
 struct Signal {

@@ -9,7 +9,10 @@ namespace deepseek_layer {
 using anychip::Error;
 using anychip::ErrorCode;
 
-double LayerConfig::softmax_scale() const { return 1.0 / std::sqrt(static_cast<double>(qk_dim())); }
+double LayerConfig::softmax_scale() const {
+  const double mscale = anychip::yarn_mscale(rope_scaling.factor);
+  return mscale * mscale / std::sqrt(static_cast<double>(qk_dim()));
+}
 
 std::string LayerConfig::summary() const {
   auto s = [](std::int64_t v) { return std::to_string(v); };

@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "anychip/rope.hpp"
+
 namespace deepseek_layer {
 
 struct LayerConfig {
@@ -25,13 +27,18 @@ struct LayerConfig {
   std::int64_t moe_inter = 2048;    // moe_intermediate_size
   std::int64_t shared_experts = 1;  // n_shared_experts
   double rms_eps = 1e-6;            // rms_norm_eps
-  double rope_theta = 10000;        // rope_theta (YaRN scaling not modelled)
+  double rope_theta = 10000;        // rope_theta
+  // rope_scaling: YaRN, factor 40 over the original 4096-token context, beta_fast 32,
+  // beta_slow 1 (DeepSeek-V3 serves up to 16384 > 4096 tokens, so its inference code
+  // always applies it; anychip/rope.hpp).
+  anychip::RopeScaling rope_scaling{40, 4096, 32, 1};
   std::int64_t layer = 3;           // first_k_dense_replace: layers >= 3 are MoE
 
   std::int64_t qk_dim() const { return nope + rope; }         // 192
   std::int64_t latent_dim() const { return kv_lora + rope; }  // 576: the MLA cache row
   std::int64_t shared_inter() const { return moe_inter * shared_experts; }
-  // The softmax scale of both forms: 1/sqrt(qk_dim), the absorbed form keeps it.
+  // The softmax scale of both forms: 1/sqrt(qk_dim) times YaRN's mscale^2 (1.874 for
+  // factor 40); the absorbed form keeps it.
   double softmax_scale() const;
   // "model.layers.3."
   std::string prefix() const { return "model.layers." + std::to_string(layer) + "."; }

@@ -54,7 +54,7 @@ Latent latent(Graph& g, const LayerConfig& c, std::int64_t tokens, ValueId attn_
   Latent l;
   l.c_kv_n = g.rmsnorm(c_kv, kv_a_norm, c.rms_eps, "c_kv_norm");
   const ValueId k_pe3 = g.reshape(k_pe, {tokens, 1, c.rope}, "k_pe3");
-  l.k_pe = g.rope(k_pe3, pos, c.rope, c.rope_theta, "k_pe_rope");
+  l.k_pe = g.rope(k_pe3, pos, c.rope, c.rope_theta, c.rope_scaling, "k_pe_rope");
   const ValueId c_kv3 = g.reshape(l.c_kv_n, {tokens, 1, c.kv_lora}, "c_kv3");
   l.row = g.concat(c_kv3, l.k_pe, 2, "kv_latent");
   return l;
@@ -118,7 +118,7 @@ Graph prefill_graph(const LayerConfig& c, std::int64_t tokens, std::int64_t alig
 
   const ValueId q = g.gemm_fp8(f.cq_q, wq_b, DType::bf16, "q");
   const ValueId q3 = g.reshape(q, {T, H, c.qk_dim()}, "q3");
-  const ValueId q_rope = g.rope(q3, f.pos, c.rope, c.rope_theta, "q_rope");
+  const ValueId q_rope = g.rope(q3, f.pos, c.rope, c.rope_theta, c.rope_scaling, "q_rope");
 
   Latent l = latent(g, c, T, f.attn_in_q, f.pos, wkv_a, kv_a_norm);
   const ValueId c_kv_q =
@@ -165,7 +165,7 @@ Graph decode_graph(const LayerConfig& c, std::int64_t cached, std::int64_t align
   // The query in latent space: [q_nope W_UK | q_pe] per head, 576 wide.
   const ValueId q = g.gemm_fp8(f.cq_q, wq_b, DType::bf16, "q_latent");
   const ValueId q3 = g.reshape(q, {1, H, D}, "q3");
-  const ValueId q_rope = g.rope(q3, f.pos, c.rope, c.rope_theta, "q_rope");
+  const ValueId q_rope = g.rope(q3, f.pos, c.rope, c.rope_theta, c.rope_scaling, "q_rope");
 
   Latent l = latent(g, c, 1, f.attn_in_q, f.pos, wkv_a, kv_a_norm);
   const ValueId cache4 = g.reshape(cache, {1, cached, 1, D}, "cache4");

@@ -19,6 +19,7 @@
 #include "anychip/dtype.hpp"
 #include "anychip/error.hpp"
 #include "anychip/quantize.hpp"
+#include "anychip/rope.hpp"
 #include "anychip/tensor.hpp"
 
 namespace anychip::ir {
@@ -106,7 +107,7 @@ class Graph {
   ValueId add(ValueId a, ValueId b, std::string name = "");
   ValueId reshape(ValueId x, Shape shape, std::string name = "");
   ValueId rope(ValueId x, ValueId pos, std::optional<std::int64_t> dims = std::nullopt,
-               double theta = 10000, std::string name = "");
+               double theta = 10000, const RopeScaling& scaling = {}, std::string name = "");
   ValueId slice(ValueId x, std::int64_t axis, std::int64_t begin, std::int64_t size,
                 std::string name = "");
   ValueId concat(ValueId a, ValueId b, std::int64_t axis, std::string name = "");

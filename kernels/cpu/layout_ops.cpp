@@ -65,7 +65,7 @@ void rope(const RopeProblem& p, ConstOperand x, ConstOperand pos, Operand y) {
   const int64_t half = p.rot / 2, c0 = p.dim - p.rot;
   std::vector<double> inv_freq(static_cast<std::size_t>(half));
   for (int64_t i = 0; i < half; ++i)
-    inv_freq[static_cast<std::size_t>(i)] = std::pow(p.theta, -2.0 * static_cast<double>(i) / static_cast<double>(p.rot));
+    inv_freq[static_cast<std::size_t>(i)] = rope_inv_freq(i, p.rot, p.theta, p.scaling);
 
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, p.tokens, grain(p.heads * p.dim * 4)), [&](const auto& range) {
     std::vector<float> cs(static_cast<std::size_t>(half)), sn(cs.size()), row(static_cast<std::size_t>(p.dim));

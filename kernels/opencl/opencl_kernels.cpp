@@ -563,12 +563,12 @@ struct Renderer {
     file = "dequantize.cl";
   }
   void operator()(const RopeProblem& p) {
-    // The inverse frequencies as the CPU backend forms them (std::pow in double), exactly.
+    // The inverse frequencies as the CPU backend forms them (rope_inv_freq in double), exactly.
     std::string inv_freq = "{";
     for (std::int64_t i = 0; i < p.rot / 2; ++i) {
       char buf[64];
       std::snprintf(buf, sizeof buf, "%s%a", i ? ", " : "",
-                    std::pow(p.theta, -2.0 * static_cast<double>(i) / static_cast<double>(p.rot)));
+                    rope_inv_freq(i, p.rot, p.theta, p.scaling));
       inv_freq += buf;
     }
     d.def("TOKENS", p.tokens).def("HEADS", p.heads).def("DIM", p.dim).def("ROT", p.rot);

@@ -348,7 +348,7 @@ void rope(const RopeProblem& p, ConstOperand x, ConstOperand pos, double* out) {
       const std::int64_t row = (t * p.heads + h) * p.dim;
       for (std::int64_t c = 0; c < c0; ++c) out[row + c] = float_at(p.dtype, x.data, idx(row + c));
       for (std::int64_t i = 0; i < p.rot / 2; ++i) {
-        const double angle = position * std::pow(p.theta, -2.0 * static_cast<double>(i) / static_cast<double>(p.rot));
+        const double angle = position * rope_inv_freq(i, p.rot, p.theta, p.scaling);
         const double x0 = float_at(p.dtype, x.data, idx(row + c0 + 2 * i));
         const double x1 = float_at(p.dtype, x.data, idx(row + c0 + 2 * i + 1));
         out[row + c0 + 2 * i] = x0 * std::cos(angle) - x1 * std::sin(angle);

@@ -51,7 +51,7 @@ struct RopeOp final : StreamOp {
     const auto t = g.tile(step);
     Vec v;
     v.op = VecOp::Rope, v.dst = y[s], v.src0 = x[s], v.src1 = pos[s], v.rows = t.re * t.ce, v.cols = p.dim;
-    v.block_rows = t.ce, v.block_cols = p.rot, v.imm = p.theta;
+    v.block_rows = t.ce, v.block_cols = p.rot, v.imm = p.theta, v.rope = p.scaling;
     v.dtype_in = v.dtype_out = p.dtype;
     e.vec(v);
   }
