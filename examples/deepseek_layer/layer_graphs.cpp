@@ -101,6 +101,22 @@ ValueId moe(Graph& g, const LayerConfig& c, ValueId h, std::int64_t align, Value
   return g.add(h, ffn_out, "out");
 }
 
+// The tail both forms share: the attention output [T, H * width] through o_proj into the
+// residual, then the MoE FFN; marks the graph's outputs (out, kv row, experts, o).
+void finish(Graph& g, const LayerConfig& c, ValueId x, ValueId attn2, ValueId wo, ValueId row,
+            std::int64_t align) {
+  const ValueId attn_q =
+      g.quantize_fp8(attn2, anychip::kActivationBlock, DType::ue8m0, DType::f8e4m3, "attn_q");
+  const ValueId o = g.gemm_fp8(attn_q, wo, DType::bf16, "o");
+  const ValueId h = g.add(x, o, "h");
+  ValueId experts;
+  const ValueId out = moe(g, c, h, align, experts);
+  g.output(out);
+  g.output(row);
+  g.output(experts);
+  g.output(o);
+}
+
 }  // namespace
 
 Graph prefill_graph(const LayerConfig& c, std::int64_t tokens, std::int64_t align) {
@@ -133,18 +149,7 @@ Graph prefill_graph(const LayerConfig& c, std::int64_t tokens, std::int64_t alig
   const ValueId k4 = g.reshape(k, {1, T, H, c.qk_dim()}, "k4");
   const ValueId v4 = g.reshape(v, {1, T, H, c.v_dim}, "v4");
   const ValueId attn = g.attention(q4, k4, v4, true, c.softmax_scale(), "attn");
-  const ValueId attn2 = g.reshape(attn, {T, H * c.v_dim}, "attn2");
-  const ValueId attn_q =
-      g.quantize_fp8(attn2, anychip::kActivationBlock, DType::ue8m0, DType::f8e4m3, "attn_q");
-  const ValueId o = g.gemm_fp8(attn_q, wo, DType::bf16, "o");
-  const ValueId h = g.add(f.x, o, "h");
-
-  ValueId experts;
-  const ValueId out = moe(g, c, h, align, experts);
-  g.output(out);
-  g.output(l.row);
-  g.output(experts);
-  g.output(o);
+  finish(g, c, f.x, g.reshape(attn, {T, H * c.v_dim}, "attn2"), wo, l.row, align);
   return g;
 }
 
@@ -176,18 +181,7 @@ Graph decode_graph(const LayerConfig& c, std::int64_t cached, std::int64_t align
   const ValueId v = g.slice(k, 3, 0, L, "v_latent");
   const ValueId q4 = g.reshape(q_rope, {1, 1, H, D}, "q4");
   const ValueId attn = g.attention(q4, k, v, false, c.softmax_scale(), "attn_latent");
-  const ValueId attn2 = g.reshape(attn, {1, H * L}, "attn2");
-  const ValueId attn_q =
-      g.quantize_fp8(attn2, anychip::kActivationBlock, DType::ue8m0, DType::f8e4m3, "attn_q");
-  const ValueId o = g.gemm_fp8(attn_q, wo, DType::bf16, "o");
-  const ValueId h = g.add(f.x, o, "h");
-
-  ValueId experts;
-  const ValueId out = moe(g, c, h, align, experts);
-  g.output(out);
-  g.output(l.row);
-  g.output(experts);
-  g.output(o);
+  finish(g, c, f.x, g.reshape(attn, {1, H * L}, "attn2"), wo, l.row, align);
   return g;
 }
 
